@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+import numpy as np
+import xarray as xr
+
+from xgenfill.cli import main
+
+from .conftest import make_chl
+
+
+def test_inpaint_roundtrip(tmp_path, capsys):
+    src = tmp_path / "in.nc"
+    make_chl().to_dataset().to_netcdf(src)
+    dst = tmp_path / "out.nc"
+    assert main(["inpaint", str(src), str(dst), "--var", "chl", "--model", "dineof",
+                 "-o", "nev=4"]) == 0
+    out = xr.open_dataset(dst)
+    assert {"chl", "chl_filled_flag", "chl_uncertainty"} <= set(out)
+    assert np.isfinite(out.chl.values).sum() > np.isfinite(make_chl().values).sum()
+
+
+def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys):
+    src = tmp_path / "in.nc"
+    make_chl().to_dataset().to_netcdf(src)
+    assert main(["inpaint", str(src), str(tmp_path / "o.nc"), "--var", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xgenfill: error: variable 'nope' not in") and "\n" not in err
+    assert main(["inpaint", str(src), str(tmp_path / "o.nc"), "--var", "chl",
+                 "--model", "nomodel"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["inpaint", str(tmp_path / "missing.nc"), "o.nc", "--var", "chl"]) == 2
+
+
+def test_console_script_show_versions_and_demo(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "xgenfill.cli", "show-versions"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "xarray" in out.stdout and "torch" in out.stdout
+    res = subprocess.run([sys.executable, "-m", "xgenfill.cli", "demo", str(tmp_path / "d.nc"),
+                          "--model", "dineof", "--png", str(tmp_path / "d.png")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "d.png").stat().st_size > 10_000
+    ds = xr.open_dataset(tmp_path / "d.nc")
+    assert int((ds.chl_filled_flag == 1).sum()) > 0

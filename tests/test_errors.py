@@ -1,0 +1,132 @@
+"""Bad input gets a clear, specific error: one test each."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xgenfill
+from xgenfill.errors import GenfillError
+
+from .conftest import make_chl
+
+
+def test_no_spatial_axes():
+    da = xr.DataArray(np.random.rand(5, 6, 7), dims=("a", "b", "c"), name="v")
+    with pytest.raises(GenfillError, match="could not identify the spatial axes"):
+        xgenfill.inpaint(da)
+
+
+def test_too_small_domain():
+    with pytest.raises(GenfillError, match="domain too small"):
+        xgenfill.inpaint(make_chl(ny=3, nx=10, land=False))
+
+
+def test_all_nan():
+    da = make_chl() * np.nan
+    with pytest.raises(GenfillError, match="entirely NaN"):
+        xgenfill.inpaint(da)
+
+
+def test_integer_with_fillvalue_is_decoded():
+    da = make_chl()
+    raw = np.where(np.isfinite(da.values), np.round(np.log10(da.values) * 1000), -32768)
+    enc = da.copy(data=raw.astype(np.int16))
+    enc.attrs = {"_FillValue": -32768, "scale_factor": 0.001, "units": "1", "long_name": "x"}
+    out = xgenfill.inpaint(enc, model="linear_time")
+    assert out.dtype.kind == "f"
+    assert np.isfinite(out.values).sum() > np.isfinite(da.values).sum()
+
+
+def test_integer_without_fillvalue_is_refused():
+    da = make_chl().fillna(0).astype(np.int32)
+    with pytest.raises(GenfillError, match="integer dtype"):
+        xgenfill.inpaint(da)
+
+
+def test_non_numeric_dtype_is_refused():
+    da = make_chl().astype(bool)
+    with pytest.raises(GenfillError, match="dtype bool"):
+        xgenfill.inpaint(da)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_inf(bad):
+    da = make_chl()
+    da[0, 10, 10] = bad
+    with pytest.raises(GenfillError, match="inf"):
+        xgenfill.inpaint(da)
+
+
+def test_non_positive_in_log_space():
+    da = make_chl()
+    da[3, 12, 12] = 0.0
+    with pytest.raises(GenfillError, match="non-positive"):
+        xgenfill.inpaint(da)
+    da[3, 12, 12] = -0.1
+    with pytest.raises(GenfillError, match="non-positive"):
+        xgenfill.inpaint(da)
+
+
+def test_unknown_model_lists_valid_ones():
+    with pytest.raises(GenfillError, match="unknown model 'foo'.*dineof"):
+        xgenfill.inpaint(make_chl(), model="foo")
+
+
+def test_duplicated_coordinates():
+    da = make_chl()
+    lat = da.lat.values.copy()
+    lat[3] = lat[2]
+    with pytest.raises(GenfillError, match="duplicated"):
+        xgenfill.inpaint(da.assign_coords(lat=lat))
+
+
+def test_non_monotonic_coordinates():
+    da = make_chl()
+    with pytest.raises(GenfillError, match="not monotonic"):
+        xgenfill.inpaint(da.isel(time=[0, 2, 1, 3, 4, 5, 6, 7]))
+
+
+def test_single_image_needs_a_mask():
+    da = make_chl().isel(time=0)
+    with pytest.raises(GenfillError, match="single time step"):
+        xgenfill.inpaint(da, model="linear_space")
+    mask = np.ones(da.shape, bool)
+    mask[:5, :6] = False
+    out = xgenfill.inpaint(da, model="linear_space", mask=mask)
+    assert np.isfinite(out.values[5:, :]).all() and np.isnan(out.values[:5, :6]).all()
+
+
+def test_temporal_model_on_single_image():
+    da = make_chl().isel(time=0)
+    with pytest.raises(GenfillError, match="needs a time axis"):
+        xgenfill.inpaint(da, model="dineof", mask=np.ones(da.shape, bool))
+
+
+def test_mask_on_other_grid():
+    da = make_chl()
+    with pytest.raises(GenfillError, match="different grid"):
+        xgenfill.inpaint(da, mask=xr.DataArray(np.ones((5, 5), bool), dims=("lat", "lon")))
+
+
+def test_ensemble_from_deterministic_model():
+    with pytest.raises(GenfillError, match="deterministic"):
+        xgenfill.inpaint(make_chl(), model="dineof", n_samples=4)
+
+
+def test_not_a_dataarray():
+    with pytest.raises(GenfillError, match="expected an xarray.DataArray"):
+        xgenfill.inpaint(np.zeros((3, 5, 5)))
+
+
+def test_bad_model_option():
+    with pytest.raises(GenfillError, match="bad option"):
+        xgenfill.inpaint(make_chl(), model="dineof", n_eofs=3)
+
+
+def test_absent_device():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(GenfillError, match="CUDA is not available"):
+        xgenfill.inpaint(make_chl(), model="dineof", device="cuda")

@@ -1,0 +1,132 @@
+"""Public functions. The ``.genfill`` accessor forwards to these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .errors import GenfillError
+from .models.base import Cube, Fill, Filler
+from .models.registry import get_filler
+from .post import assemble
+from .prepare import Prepared, prepare
+
+__all__ = ["inpaint", "inpaint_dataset"]
+
+
+def _cubes(prep: Prepared) -> list[Cube]:
+    return [Cube(values=prep.values[f], ocean=prep.ocean[f], doy=prep.doy,
+                 time_index=prep.time_index, periodic_x=prep.periodic_x)
+            for f in range(prep.values.shape[0])]
+
+
+def _call_repr(model: Any, **kw: Any) -> str:
+    label = model if isinstance(model, str) else getattr(model, "name", type(model).__name__)
+    args = ", ".join([f"model={str(label)!r}"] + [f"{k}={v!r}" for k, v in kw.items()])
+    return f"xgenfill.inpaint({args})"
+
+
+def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None) -> list[Fill]:
+    """Fill every independent field of a prepared cube."""
+    nt = prep.values.shape[1]
+    if filler.needs_time and nt < 3:
+        raise GenfillError(f"model {filler.name!r} needs a time axis with at least 3 steps "
+                           f"(got {nt}); use model='linear_space' or a generative model")
+    fills = []
+    for cube in _cubes(prep):
+        if not cube.gaps.any():
+            fills.append(Fill(samples=np.full((n_samples,) + cube.values.shape, np.nan,
+                                              np.float32)))
+            continue
+        fills.append(filler.fill(cube, n_samples=n_samples, seed=seed))
+    return fills
+
+
+def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "dineof", *, n_samples: int = 1,
+            seed: int | None = 0, mask: xr.DataArray | np.ndarray | None = None,
+            transform: str = "auto", dims: dict[str, str] | None = None,
+            return_dataset: bool = False, **model_kwargs: Any) -> xr.DataArray | xr.Dataset:
+    """Fill the gaps (NaN) of a gridded field.
+
+    Parameters
+    ----------
+    da
+        Field with a time axis and two spatial axes, found from CF metadata whatever their
+        names or order; other dimensions are filled independently.
+    model
+        A model name (see ``xgenfill.model_names()``), a pretrained model, a path to saved
+        weights, or a model object from :func:`xgenfill.train`.
+    n_samples
+        Ensemble size for generative models. With ``n_samples > 1`` the DataArray form returns
+        the members along a new ``sample`` dimension; the Dataset form returns their mean and
+        a ``<var>_uncertainty`` spread.
+    seed
+        Seed of the generative sampler (the same seed gives the same output).
+    mask
+        Optional boolean land/sea mask (True = sea, may be filled), on the data's grid.
+        Pixels never observed in the input are land and are never filled either.
+    transform
+        ``"auto"`` (log10 for chlorophyll, logit for fractions, standardisation otherwise),
+        ``"log10"``, ``"logit"`` or ``"identity"``.
+    dims
+        Explicit axis names, e.g. ``{"T": "date", "Y": "row", "X": "col"}``.
+    return_dataset
+        Return a Dataset with ``<var>``, ``<var>_filled_flag`` (CF flags) and
+        ``<var>_uncertainty`` linked through ``ancillary_variables``.
+    **model_kwargs
+        Options of the chosen model (e.g. ``nev=20`` for DINEOF).
+
+    Returns
+    -------
+    DataArray or Dataset
+        Same dims, coords, dtype and attributes as ``da`` (plus a ``history`` line); observed
+        pixels are bit-identical to the input, which is never modified.
+    """
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
+    filler = get_filler(model, **model_kwargs)
+    if n_samples > 1 and not filler.stochastic:
+        raise GenfillError(f"model {filler.name!r} is deterministic: n_samples must be 1 "
+                           "(use model='diffusion' or 'vae' for ensembles)")
+    prep = prepare(da, mask=mask, transform=transform, dims=dims)
+    fills = run_filler(filler, prep, n_samples, seed)
+    call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
+    result = assemble(prep, fills, call=call, weights=filler.weights_hash,
+                      members=n_samples > 1, return_dataset=return_dataset)
+    if return_dataset:
+        info = {k: v for f in fills for k, v in f.info.items()
+                if isinstance(v, (int, float, str))}
+        for key, value in info.items():
+            result.attrs[f"xgenfill_{key}"] = value
+        if "cv_rmse" in info:  # report DINEOF's CV error in transformed units, not normalised
+            result.attrs["xgenfill_cv_rmse"] = float(info["cv_rmse"] * prep.std[0])
+    return result
+
+
+def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
+                    model: "str | Path | Filler" = "dineof", **kwargs: Any) -> xr.Dataset:
+    """Fill several variables of a Dataset; returns each with its flag and uncertainty.
+
+    ``variables`` defaults to every floating-point data variable with a spatial extent.
+    """
+    if isinstance(variables, str):
+        variables = [variables]
+    if variables is None:
+        variables = [str(v) for v, x in ds.data_vars.items() if x.dtype.kind == "f" and x.ndim >= 2]
+    missing = [v for v in variables if v not in ds.data_vars]
+    if missing:
+        raise GenfillError(f"variables {missing} not in the dataset (has {list(ds.data_vars)})")
+    if not variables:
+        raise GenfillError("no variable to fill in this dataset")
+    parts = [inpaint(ds[v], model=model, return_dataset=True, **kwargs) for v in variables]
+    out = ds.copy()
+    for part in parts:
+        for name, var in part.data_vars.items():
+            out[name] = var
+    out.attrs = dict(ds.attrs)
+    hist = parts[0].attrs["history"]
+    out.attrs["history"] = hist if "history" not in ds.attrs else f"{hist}\n{ds.attrs['history']}"
+    return out

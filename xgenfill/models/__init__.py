@@ -1,0 +1,1 @@
+"""Gap-filling models behind one interface (:class:`~xgenfill.models.base.Filler`)."""

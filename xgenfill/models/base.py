@@ -1,0 +1,65 @@
+"""The small interface every gap-filling model implements.
+
+A model sees one normalised cube at a time: ``values`` (time, y, x) in transformed and
+standardised units with NaN where missing, plus the ocean mask. It returns members (K, time, y, x)
+in the same units. Everything about xarray, CF metadata and units lives above this layer.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Cube", "Fill", "Filler"]
+
+
+@dataclass
+class Cube:
+    """One independent field, normalised."""
+
+    values: np.ndarray  # (T, Y, X) float32, NaN = missing (and land)
+    ocean: np.ndarray  # (Y, X) bool, True where filling is allowed
+    doy: np.ndarray | None = None  # (T,) day of year
+    time_index: np.ndarray | None = None  # (T,) days (or steps) since the first step
+    periodic_x: bool = False
+    covariates: np.ndarray | None = None  # (C, T, Y, X) normalised extra inputs, NaN allowed
+
+    @property
+    def observed(self) -> np.ndarray:
+        return np.isfinite(self.values)
+
+    @property
+    def gaps(self) -> np.ndarray:
+        return ~self.observed & self.ocean[None]
+
+
+@dataclass
+class Fill:
+    """What a model returns for one cube (normalised units)."""
+
+    samples: np.ndarray  # (K, T, Y, X); K = 1 for deterministic models; NaN = could not fill
+    std: np.ndarray | None = None  # (T, Y, X) model's own error estimate (deterministic models)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Filler(ABC):
+    """Base class of gap-filling models."""
+
+    name: str = "filler"
+    stochastic: bool = False  # True when n_samples > 1 gives distinct members
+    needs_time: bool = False  # True when a time axis with several steps is required
+    weights_hash: str | None = None
+
+    def fit(self, cubes: list[Cube], **kwargs: Any) -> "Filler":  # noqa: D401
+        """Learn from gappy cubes (no-op for models that need no training)."""
+        return self
+
+    @abstractmethod
+    def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
+        """Fill the gaps of one cube."""
+
+    def describe(self) -> str:
+        return self.name

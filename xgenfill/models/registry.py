@@ -1,0 +1,67 @@
+"""Model names accepted by ``inpaint(model=...)`` and how to build them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import GenfillError
+from .base import Filler
+
+__all__ = ["get_filler", "model_names"]
+
+
+def _dineof(**kw: Any) -> Filler:
+    from .dineof import DINEOF
+
+    return DINEOF(**kw)
+
+
+def _baseline(cls_name: str) -> Callable[..., Filler]:
+    def build(**kw: Any) -> Filler:
+        from . import baselines
+
+        return getattr(baselines, cls_name)(**kw)
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[..., Filler]] = {
+    "dineof": _dineof,
+    "linear_time": _baseline("LinearTime"),
+    "climatology": _baseline("Climatology"),
+    "linear_space": _baseline("LinearSpace"),
+}
+
+
+def register(name: str, builder: Callable[..., Filler]) -> None:
+    """Make ``inpaint(model=name)`` build a model with ``builder(**model_kwargs)``."""
+    _BUILDERS[name] = builder
+
+
+def model_names() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def get_filler(model: "str | Path | Filler", **kwargs: Any) -> Filler:
+    """Return a :class:`Filler` from a name, a local weights path or an instance."""
+    if isinstance(model, Filler):
+        if kwargs:
+            raise GenfillError(f"model options {sorted(kwargs)} cannot be applied to an already "
+                               "built model object")
+        return model
+    if isinstance(model, (str, Path)):
+        key = str(model)
+        if key in _BUILDERS:
+            try:
+                return _BUILDERS[key](**kwargs)
+            except TypeError as err:
+                raise GenfillError(f"bad option for model {key!r}: {err}") from None
+        from .. import zoo
+
+        found = zoo.resolve(key, **kwargs)
+        if found is not None:
+            return found
+    raise GenfillError(f"unknown model {model!r}; valid names: {', '.join(model_names())}, a "
+                       "registered pretrained model (xgenfill.models()), or a path to saved "
+                       "weights")

@@ -1,0 +1,131 @@
+"""Turn model output back into an xarray object that honours the output contract.
+
+Same dims, coords, dtype and attributes as the input, observed pixels bit-identical, land never
+filled, a ``history`` line, and in the Dataset form a CF status flag and an uncertainty linked
+through ``ancillary_variables``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .models.base import Fill
+from .prepare import Prepared
+
+__all__ = ["assemble", "FLAG_VALUES", "FLAG_MEANINGS", "history_line"]
+
+FLAG_VALUES = np.array([0, 1, 2, 3], dtype=np.int8)
+FLAG_MEANINGS = "observed filled land_or_masked not_filled"
+OBSERVED, FILLED, LAND, NOT_FILLED = (int(v) for v in FLAG_VALUES)
+
+
+def history_line(call: str, weights: str | None) -> str:
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{now}: {call} [xgenfill {__version__}; weights {weights or 'none'}]"
+
+
+def _prepend_history(attrs: dict, line: str) -> dict:
+    attrs = dict(attrs)
+    old = attrs.get("history")
+    attrs["history"] = line if not old else f"{line}\n{old}"
+    return attrs
+
+
+def _to_source_layout(prep: Prepared, arr: np.ndarray, lead: tuple[str, ...] = ()) -> np.ndarray:
+    """(lead..., F, T, Y, X) canonical -> (lead..., source dims...) in the source's order."""
+    arr = prep.from_canonical(arr)
+    axes = prep.axes
+    nlead = len(lead)
+    shape = arr.shape[:nlead] + prep.extra_shape + ((arr.shape[nlead + 1],) if axes.time else ())
+    shape += arr.shape[-2:]
+    arr = arr.reshape(shape)
+    canonical = lead + axes.canonical
+    order = [canonical.index(d) for d in lead + tuple(prep.source.dims)]
+    return np.transpose(arr, order)
+
+
+def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | None,
+             members: bool, return_dataset: bool) -> xr.DataArray | xr.Dataset:
+    """Build the user-facing result.
+
+    Parameters
+    ----------
+    fills
+        One :class:`Fill` per prepared field, in normalised canonical units.
+    members
+        Keep every ensemble member along a ``sample`` dimension (DataArray form); otherwise the
+        members are averaged in transformed space.
+    """
+    src = prep.source
+    name = src.name if src.name is not None else "data"
+    samples = np.stack([f.samples for f in fills], axis=1)  # (K, F, T, Y, X) normalised
+    gaps = prep.gaps[None]
+    samples = np.where(gaps, samples, np.nan)  # only gap pixels ever take model values
+
+    transformed = prep.to_transformed(samples, field_axis=1)
+    k = samples.shape[0]
+    if k > 1:
+        with np.errstate(invalid="ignore"):
+            spread = np.nanstd(transformed, axis=0)
+    else:
+        spread = np.stack([(f.std * s) if f.std is not None else np.full(f.samples.shape[1:],
+                           np.nan, np.float32) for f, s in zip(fills, prep.std)])
+    mean_t = transformed.mean(axis=0) if k > 1 else transformed[0]
+
+    src_vals = np.asarray(src.values)
+    ok = np.isfinite(samples).all(axis=0)
+    status = np.full(prep.values.shape, OBSERVED, dtype=np.int8)
+    status[~prep.ocean[:, None].repeat(prep.values.shape[1], 1)] = LAND
+    status[prep.gaps & ok] = FILLED
+    status[prep.gaps & ~ok] = NOT_FILLED
+    status[prep.observed] = OBSERVED
+    status_src = _to_source_layout(prep, status)
+    fill_here = status_src == FILLED
+
+    def finish(values_t: np.ndarray, lead: tuple[str, ...] = ()) -> np.ndarray:
+        phys = prep.transform.inverse(_to_source_layout(prep, values_t, lead))
+        out = np.broadcast_to(src_vals, phys.shape).copy()
+        mask = np.broadcast_to(fill_here, phys.shape)
+        out[mask] = phys[mask].astype(src.dtype)
+        return out
+
+    attrs = _prepend_history(src.attrs, call_line := history_line(call, weights))
+    if members and k > 1:
+        data = finish(transformed, ("sample",))
+        result = xr.DataArray(data, dims=("sample",) + src.dims, coords=src.coords,
+                              attrs=attrs, name=name)
+        result = result.assign_coords(sample=np.arange(k))
+    else:
+        result = src.copy(data=finish(mean_t[None], ("sample",))[0])
+        result.attrs = attrs
+    result.encoding = dict(src.encoding)
+    if not return_dataset:
+        return result
+
+    flag_name, unc_name = f"{name}_filled_flag", f"{name}_uncertainty"
+    result.attrs["ancillary_variables"] = f"{flag_name} {unc_name}"
+    std_name = src.attrs.get("standard_name")
+    flag = xr.DataArray(status_src, dims=src.dims, coords=src.coords, name=flag_name, attrs={
+        "long_name": f"gap-filling status of {name}",
+        "standard_name": f"{std_name} status_flag" if std_name else "status_flag",
+        "flag_values": FLAG_VALUES, "flag_meanings": FLAG_MEANINGS,
+    })
+    unc = _to_source_layout(prep, spread).astype(np.float32)
+    unc = np.where(status_src == FILLED, unc, np.where(status_src == OBSERVED, 0.0, np.nan))
+    label = prep.transform.label
+    units = "1" if label else src.attrs.get("units", "1")
+    desc = f"{label}({name})" if label else name
+    uncertainty = xr.DataArray(unc.astype(np.float32), dims=src.dims, coords=src.coords,
+                               name=unc_name, attrs={
+        "long_name": f"standard deviation of {desc} at filled pixels (0 where observed)",
+        "units": units, "transform": prep.transform.name,
+        "comment": ("ensemble spread of the generated members" if k > 1 else
+                    "model error estimate (e.g. DINEOF cross-validation RMSE)"),
+    })
+    ds = xr.Dataset({name: result, flag_name: flag, unc_name: uncertainty})
+    ds.attrs = {"history": call_line, "xgenfill_version": __version__}
+    return ds

@@ -1,0 +1,222 @@
+"""Input checking and preparation: from a user's DataArray to normalised numpy cubes.
+
+The prepared cube has shape ``(field, time, y, x)``: extra dimensions are stacked into
+``field`` (each slice is filled independently), a missing time axis becomes length 1, and
+descending 1-D spatial coordinates are flipped so that every result is orientation-independent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from .axes import Axes, check_coordinates, find_axes, is_periodic_longitude
+from .errors import GenfillError, warn
+from .transforms import Transform, choose_transform
+
+__all__ = ["Prepared", "prepare", "decode_input", "MIN_SIZE"]
+
+MIN_SIZE = 4  # smallest spatial extent along Y and X that any model can work with
+
+
+@dataclass
+class Prepared:
+    """Normalised, transformed numpy view of the input, plus what is needed to undo it."""
+
+    values: np.ndarray  # (F, T, Y, X) float32, normalised transformed values, NaN = missing
+    ocean: np.ndarray  # (F, Y, X) bool: may be filled (observed at least once and not masked)
+    transform: Transform
+    mean: np.ndarray  # (F,) transformed-space mean of observed values
+    std: np.ndarray  # (F,) transformed-space std of observed values
+    axes: Axes
+    source: xr.DataArray  # decoded input, never modified
+    flips: tuple[bool, bool] = (False, False)  # Y, X flipped to ascending
+    doy: np.ndarray | None = None  # (T,) day of year, or None without a time axis
+    time_index: np.ndarray | None = None  # (T,) float days since the first step, for interpolation
+    periodic_x: bool = False
+    extra_shape: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def observed(self) -> np.ndarray:
+        return np.isfinite(self.values)
+
+    @property
+    def gaps(self) -> np.ndarray:
+        """Pixels to fill: missing, inside the ocean."""
+        return ~self.observed & self.ocean[:, None]
+
+    def to_physical(self, normalised: np.ndarray, field_axis: int = 0) -> np.ndarray:
+        """Undo normalisation and transform; ``field_axis`` is where F sits in ``normalised``."""
+        shape = [1] * normalised.ndim
+        shape[field_axis] = -1
+        transformed = normalised * self.std.reshape(shape) + self.mean.reshape(shape)
+        return self.transform.inverse(transformed)
+
+    def to_transformed(self, normalised: np.ndarray, field_axis: int = 0) -> np.ndarray:
+        shape = [1] * normalised.ndim
+        shape[field_axis] = -1
+        return normalised * self.std.reshape(shape) + self.mean.reshape(shape)
+
+    def to_canonical(self, arr: np.ndarray) -> np.ndarray:
+        """Apply the same flips as the prepared cube to an array whose last dims are (Y, X)."""
+        if self.flips[0]:
+            arr = arr[..., ::-1, :]
+        if self.flips[1]:
+            arr = arr[..., ::-1]
+        return arr
+
+    from_canonical = to_canonical  # flipping is its own inverse
+
+
+def decode_input(da: xr.DataArray) -> xr.DataArray:
+    """Return a float view of ``da``: integers with ``_FillValue`` are CF-decoded, other dtypes
+    are refused with a message."""
+    if not isinstance(da, xr.DataArray):
+        raise GenfillError(f"expected an xarray.DataArray, got {type(da).__name__}")
+    kind = da.dtype.kind
+    if kind == "f":
+        return da
+    if kind in "iu":
+        fill_attrs = ("_FillValue", "missing_value")
+        if any(a in da.attrs for a in fill_attrs) or any(a in da.encoding for a in fill_attrs):
+            name = da.name if da.name is not None else "__xgenfill__"
+            ds = da.to_dataset(name=name)
+            for a in fill_attrs:  # encoding-only fill values become attrs so decode_cf sees them
+                if a in da.encoding and a not in da.attrs:
+                    ds[name].attrs[a] = da.encoding[a]
+            decoded = xr.decode_cf(ds)[name]
+            if decoded.dtype.kind != "f":
+                decoded = decoded.astype("float32")
+            return decoded.rename(da.name)
+        raise GenfillError(
+            f"{da.name!r} has integer dtype {da.dtype} and no _FillValue, so missing pixels "
+            "cannot be told apart; decode it (xr.decode_cf) or convert to float with NaN gaps"
+        )
+    raise GenfillError(f"{da.name!r} has dtype {da.dtype}; xgenfill fills floating-point fields "
+                       "(or CF-encoded integers with a _FillValue)")
+
+
+def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: Axes
+               ) -> np.ndarray | None:
+    """Broadcast a user mask (True = sea, may be filled) to (F, Y, X) in the input's order."""
+    if mask is None:
+        return None
+    if not isinstance(mask, xr.DataArray):
+        arr = np.asarray(mask)
+        if arr.shape != (da.sizes[axes.y], da.sizes[axes.x]):
+            raise GenfillError(f"mask= has shape {arr.shape}; expected ({axes.y}, {axes.x}) = "
+                               f"{(da.sizes[axes.y], da.sizes[axes.x])}")
+        mask = xr.DataArray(arr, dims=(axes.y, axes.x))
+    unknown = set(mask.dims) - set(da.dims)
+    if unknown or axes.y not in mask.dims or axes.x not in mask.dims:
+        raise GenfillError(f"mask= has dimensions {mask.dims}; it must span ({axes.y}, {axes.x}) "
+                           f"and use only dimensions of the data {da.dims}")
+    if axes.time in mask.dims:
+        raise GenfillError("mask= must not vary along time: it marks sea (True) and land (False)")
+    for dim in mask.dims:
+        if mask.sizes[dim] != da.sizes[dim]:
+            raise GenfillError(f"mask= has {mask.sizes[dim]} points along {dim!r}; the data has "
+                               f"{da.sizes[dim]} (mask on a different grid)")
+        if dim in mask.coords and dim in da.coords:
+            a, b = np.asarray(mask[dim].values), np.asarray(da[dim].values)
+            same = np.array_equal(a, b) if a.dtype.kind not in "f" else np.allclose(a, b)
+            if not same:
+                raise GenfillError(f"mask= coordinate {dim!r} differs from the data's "
+                                   "(mask on a different grid)")
+    if mask.dtype.kind not in "biuf":
+        raise GenfillError(f"mask= must be boolean (True = sea), got dtype {mask.dtype}")
+    values = np.asarray(mask.values)
+    if values.dtype.kind == "f":
+        values = np.nan_to_num(values, nan=0.0)
+    mask = mask.copy(data=values != 0)
+    order = [d for d in axes.extra if d in mask.dims] + [axes.y, axes.x]
+    full = mask.transpose(*order).broadcast_like(da.isel({axes.time: 0}) if axes.time else da)
+    full = full.transpose(*axes.extra, axes.y, axes.x)
+    return np.asarray(full.values, dtype=bool).reshape(-1, da.sizes[axes.y], da.sizes[axes.x])
+
+
+def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
+            dims: dict[str, str] | None = None) -> Prepared:
+    """Check ``da`` and build the normalised ``(field, time, y, x)`` cube.
+
+    Raises
+    ------
+    GenfillError
+        For anything the models cannot handle, with a one-line reason.
+    """
+    da = decode_input(da)
+    axes = find_axes(da, dims)
+    check_coordinates(da, axes)
+    ny, nx = da.sizes[axes.y], da.sizes[axes.x]
+    if ny < MIN_SIZE or nx < MIN_SIZE:
+        raise GenfillError(f"domain too small: {axes.y}={ny}, {axes.x}={nx}; at least "
+                           f"{MIN_SIZE} x {MIN_SIZE} points are needed")
+
+    raw = np.asarray(da.transpose(*axes.canonical).values)
+    if np.isinf(raw).any():
+        raise GenfillError(f"{da.name!r} contains +/-inf; replace them with NaN (missing) or "
+                           "finite values first")
+    finite = np.isfinite(raw)
+    if not finite.any():
+        raise GenfillError(f"{da.name!r} is entirely NaN: there is nothing to learn from")
+
+    tf = choose_transform(da, raw, transform)
+    tf.check(raw, str(da.name))
+
+    nt = da.sizes[axes.time] if axes.time else 1
+    extra_shape = tuple(da.sizes[d] for d in axes.extra)
+    cube = raw.reshape(-1, nt, ny, nx).astype(np.float64, copy=False)
+    flips = (False, False)
+    if axes.y in da.indexes and da.indexes[axes.y].is_monotonic_decreasing and ny > 1:
+        flips = (True, flips[1])
+    if axes.x in da.indexes and da.indexes[axes.x].is_monotonic_decreasing and nx > 1:
+        flips = (flips[0], True)
+
+    user = _user_mask(mask, da, axes)
+    observed_ever = np.isfinite(cube).any(axis=1)
+    if nt == 1 and user is None:
+        raise GenfillError(
+            "a single time step cannot tell land from clouds (land is what is never observed); "
+            "pass mask= (True over sea) or give a time axis"
+        )
+    ocean = observed_ever if user is None else (user & (observed_ever | (nt == 1)))
+
+    with np.errstate(invalid="ignore"):
+        t = tf.forward(cube)
+    t = np.where(ocean[:, None], t, np.nan)
+    nf = t.shape[0]
+    mean = np.zeros(nf)
+    std = np.ones(nf)
+    for f in range(nf):
+        v = t[f][np.isfinite(t[f])]
+        if v.size:
+            mean[f] = v.mean()
+            s = v.std()
+            std[f] = s if s > 0 else 1.0
+    values = ((t - mean[:, None, None, None]) / std[:, None, None, None]).astype(np.float32)
+
+    doy = time_index = None
+    if axes.time and np.issubdtype(da[axes.time].dtype, np.datetime64):
+        times = da[axes.time].values.astype("datetime64[ns]")
+        doy = np.asarray(da[axes.time].dt.dayofyear.values, dtype=np.float32)
+        time_index = ((times - times[0]) / np.timedelta64(1, "D")).astype(np.float64)
+    elif axes.time and axes.time in da.coords and np.issubdtype(da[axes.time].dtype, np.number):
+        time_index = np.asarray(da[axes.time].values, dtype=np.float64)
+    elif axes.time and axes.time in da.coords and hasattr(da[axes.time].values[0], "dayofyr"):
+        doy = np.array([t.dayofyr for t in da[axes.time].values], dtype=np.float32)
+        time_index = np.arange(nt, dtype=np.float64)
+    if axes.time and time_index is None:
+        time_index = np.arange(nt, dtype=np.float64)
+    if time_index is not None and time_index[0] > time_index[-1]:
+        time_index = -time_index  # descending time: keep interpolation weights positive
+
+    prep = Prepared(values=values, ocean=ocean, transform=tf, mean=mean, std=std, axes=axes,
+                    source=da, flips=flips, doy=doy, time_index=time_index,
+                    periodic_x=is_periodic_longitude(da, axes), extra_shape=extra_shape)
+    prep.values = np.ascontiguousarray(prep.to_canonical(prep.values))
+    prep.ocean = np.ascontiguousarray(prep.to_canonical(prep.ocean))
+    if not prep.gaps.any():
+        warn(f"{da.name!r} has no missing pixels over the ocean: nothing to fill")
+    return prep
