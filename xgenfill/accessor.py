@@ -18,7 +18,7 @@ class GenfillDataArrayAccessor:
     def __init__(self, obj: xr.DataArray) -> None:
         self._obj = obj
 
-    def inpaint(self, model: Any = "dineof", **kwargs: Any) -> xr.DataArray | xr.Dataset:
+    def inpaint(self, model: Any = "diffusion", **kwargs: Any) -> xr.DataArray | xr.Dataset:
         return api.inpaint(self._obj, model=model, **kwargs)
 
     inpaint.__doc__ = api.inpaint.__doc__
@@ -31,7 +31,7 @@ class GenfillDatasetAccessor:
     def __init__(self, obj: xr.Dataset) -> None:
         self._obj = obj
 
-    def inpaint(self, variables: list[str] | str | None = None, model: Any = "dineof",
+    def inpaint(self, variables: list[str] | str | None = None, model: Any = "diffusion",
                 **kwargs: Any) -> xr.Dataset:
         return api.inpaint_dataset(self._obj, variables=variables, model=model, **kwargs)
 

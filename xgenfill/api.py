@@ -29,6 +29,14 @@ def _call_repr(model: Any, **kw: Any) -> str:
     return f"xgenfill.inpaint({args})"
 
 
+def build_filler(model: "str | Path | Filler", prep: Prepared, **model_kwargs: Any) -> Filler:
+    """Build a model; the generic pretrained names pick the chl or SST family from the data."""
+    if isinstance(model, str) and model in ("diffusion", "vae"):
+        family = "chl" if prep.transform.name == "log10" else "sst"
+        return get_filler(model, variable=family, **model_kwargs)
+    return get_filler(model, **model_kwargs)
+
+
 def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None) -> list[Fill]:
     """Fill every independent field of a prepared cube."""
     nt = prep.values.shape[1]
@@ -45,7 +53,7 @@ def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None)
     return fills
 
 
-def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "dineof", *, n_samples: int = 1,
+def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_samples: int = 1,
             seed: int | None = 0, mask: xr.DataArray | np.ndarray | None = None,
             transform: str = "auto", dims: dict[str, str] | None = None,
             return_dataset: bool = False, **model_kwargs: Any) -> xr.DataArray | xr.Dataset:
@@ -57,8 +65,11 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "dineof", *, n_samp
         Field with a time axis and two spatial axes, found from CF metadata whatever their
         names or order; other dimensions are filled independently.
     model
-        A model name (see ``xgenfill.model_names()``), a pretrained model, a path to saved
-        weights, or a model object from :func:`xgenfill.train`.
+        ``"diffusion"`` (default: the pretrained conditional diffusion model; the one embedded
+        in the package when nothing else is cached), ``"vae"``, ``"dineof"``, a baseline
+        (``"linear_time"``, ``"climatology"``, ``"linear_space"``), a registered pretrained
+        name (``xgenfill.models()``), a path to saved weights, or a model object from
+        :func:`xgenfill.train`.
     n_samples
         Ensemble size for generative models. With ``n_samples > 1`` the DataArray form returns
         the members along a new ``sample`` dimension; the Dataset form returns their mean and
@@ -77,7 +88,8 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "dineof", *, n_samp
         Return a Dataset with ``<var>``, ``<var>_filled_flag`` (CF flags) and
         ``<var>_uncertainty`` linked through ``ancillary_variables``.
     **model_kwargs
-        Options of the chosen model (e.g. ``nev=20`` for DINEOF).
+        Options of the chosen model (e.g. ``nev=20`` for DINEOF; ``steps=10``,
+        ``sampler="repaint"``, ``device="cuda"``, ``tile=512`` for diffusion).
 
     Returns
     -------
@@ -87,11 +99,11 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "dineof", *, n_samp
     """
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
-    filler = get_filler(model, **model_kwargs)
+    prep = prepare(da, mask=mask, transform=transform, dims=dims)
+    filler = build_filler(model, prep, **model_kwargs)
     if n_samples > 1 and not filler.stochastic:
         raise GenfillError(f"model {filler.name!r} is deterministic: n_samples must be 1 "
                            "(use model='diffusion' or 'vae' for ensembles)")
-    prep = prepare(da, mask=mask, transform=transform, dims=dims)
     fills = run_filler(filler, prep, n_samples, seed)
     call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
     result = assemble(prep, fills, call=call, weights=filler.weights_hash,
@@ -107,7 +119,7 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "dineof", *, n_samp
 
 
 def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
-                    model: "str | Path | Filler" = "dineof", **kwargs: Any) -> xr.Dataset:
+                    model: "str | Path | Filler" = "diffusion", **kwargs: Any) -> xr.Dataset:
     """Fill several variables of a Dataset; returns each with its flag and uncertainty.
 
     ``variables`` defaults to every floating-point data variable with a spatial extent.
@@ -130,3 +142,64 @@ def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
     hist = parts[0].attrs["history"]
     out.attrs["history"] = hist if "history" not in ds.attrs else f"{hist}\n{ds.attrs['history']}"
     return out
+
+
+def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
+          transform: str = "auto", dims: dict[str, str] | None = None, max_steps: int = 2000,
+          max_time: float | None = None, device: str = "auto", seed: int = 0,
+          progress: bool = True, init: "str | Path | Filler | None" = None,
+          batch_size: int = 16, patch: int = 64, lr: float = 2e-3, val_fraction: float = 0.1,
+          **arch: Any) -> Filler:
+    """Train a generative gap filler on your own gappy data (self-supervised).
+
+    Observed pixels of each training sample are hidden under real cloud masks taken from other
+    dates of the same data; the model learns to predict them; a held-out share of the dates
+    (``val_fraction``) is scored for early stopping. No gap-free truth is needed.
+
+    Parameters
+    ----------
+    model
+        ``"diffusion"`` or ``"vae"``.
+    max_steps, max_time
+        Optimiser steps and wall-clock seconds budgets (whichever comes first).
+    init
+        Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
+        instead of a random initialisation (fine-tuning).
+    **arch
+        Architecture and sampler options (``window``, ``widths``, ``steps``...).
+
+    Returns
+    -------
+    Filler
+        A model accepted by :func:`inpaint` (``model=``); save it with ``.save(path)``.
+    """
+    from .models.io import model_classes
+    from .models.neural import NeuralFiller
+
+    classes = model_classes()
+    if isinstance(model, NeuralFiller):
+        filler = model.copy()
+    elif model in classes:
+        if init is not None:
+            filler = get_filler(init, device=device) if not isinstance(init, Filler) else init
+            if not isinstance(filler, NeuralFiller) or filler.kind != model:
+                raise GenfillError(f"init={init!r} is not a {model!r} model")
+            filler = filler.copy()
+        else:
+            filler = classes[str(model)](device=device, **arch)
+    else:
+        raise GenfillError(f"cannot train model {model!r}; trainable models: {sorted(classes)}")
+    prep = prepare(da, mask=mask, transform=transform, dims=dims)
+    filler.fit(_cubes(prep), max_steps=max_steps, max_time=max_time, seed=seed,
+               progress=progress, batch_size=batch_size, patch=patch, lr=lr,
+               val_fraction=val_fraction)
+    ny, nx = prep.values.shape[-2:]
+    filler.meta.update({
+        "trained_on": "user", "variable": str(da.name), "units": da.attrs.get("units", ""),
+        "transform": prep.transform.name,
+        "normalisation": {"mean": prep.mean.tolist(), "std": prep.std.tolist()},
+        "training_data": {"shape": list(prep.values.shape), "grid": [int(ny), int(nx)],
+                          "observed_fraction": float(prep.observed.mean()),
+                          "dims": list(da.dims)},
+    })
+    return filler

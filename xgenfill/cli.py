@@ -26,7 +26,8 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def _fill_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="dineof", help="model name or weights path")
+    p.add_argument("--model", default="diffusion",
+                   help="model name (diffusion, vae, dineof, ...) or weights path")
     p.add_argument("--n-samples", type=int, default=1, help="ensemble size (generative models)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--transform", default="auto", choices=["auto", "log10", "logit", "identity"])

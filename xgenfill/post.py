@@ -69,8 +69,7 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
     transformed = prep.to_transformed(samples, field_axis=1)
     k = samples.shape[0]
     if k > 1:
-        with np.errstate(invalid="ignore"):
-            spread = np.nanstd(transformed, axis=0)
+        spread = np.std(transformed, axis=0, ddof=1)  # NaN where not filled
     else:
         spread = np.stack([(f.std * s) if f.std is not None else np.full(f.samples.shape[1:],
                            np.nan, np.float32) for f, s in zip(fills, prep.std)])

@@ -26,6 +26,7 @@ class Cube:
     time_index: np.ndarray | None = None  # (T,) days (or steps) since the first step
     periodic_x: bool = False
     covariates: np.ndarray | None = None  # (C, T, Y, X) normalised extra inputs, NaN allowed
+    steps: np.ndarray | None = None  # (T,) bool: only these time steps need filling (None: all)
 
     @property
     def observed(self) -> np.ndarray:
@@ -33,7 +34,10 @@ class Cube:
 
     @property
     def gaps(self) -> np.ndarray:
-        return ~self.observed & self.ocean[None]
+        gaps = ~self.observed & self.ocean[None]
+        if self.steps is not None:
+            gaps &= np.asarray(self.steps, bool)[:, None, None]
+        return gaps
 
 
 @dataclass

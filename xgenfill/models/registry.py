@@ -26,7 +26,18 @@ def _baseline(cls_name: str) -> Callable[..., Filler]:
     return build
 
 
+def _pretrained(kind: str) -> Callable[..., Filler]:
+    def build(variable: str = "chl", **kw: Any) -> Filler:
+        from .. import zoo
+
+        return zoo.default_model(kind, variable, **kw)
+
+    return build
+
+
 _BUILDERS: dict[str, Callable[..., Filler]] = {
+    "diffusion": _pretrained("diffusion"),
+    "vae": _pretrained("vae"),
     "dineof": _dineof,
     "linear_time": _baseline("LinearTime"),
     "climatology": _baseline("Climatology"),

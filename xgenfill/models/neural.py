@@ -1,0 +1,243 @@
+"""Common machinery of the neural models: configuration, device handling, tiled batched
+inference over a cube, training entry point, and safetensors save/load."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..device import resolve_device
+from ..errors import GenfillError
+from .base import Cube, Fill, Filler
+
+__all__ = ["NeuralFiller", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+class NeuralFiller(Filler):
+    """Base class of the diffusion and VAE models.
+
+    Parameters
+    ----------
+    window
+        Neighbouring time steps on each side given to the network as context.
+    widths
+        Channels per U-Net level (each level halves the resolution).
+    n_covariates
+        Number of extra conditioning variables.
+    device
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
+    tile, halo
+        Tiled inference: core tile size and context on each side (default: the network's
+        receptive-field radius, so results do not depend on the tiling).
+    batch_size
+        Tiles per network call (bounds memory).
+    time_batch
+        Time steps sampled together.
+    progress
+        Show a tqdm bar over time batches.
+    """
+
+    kind = "neural"
+    stochastic = True
+
+    def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
+                 n_covariates: int = 0, device: str = "auto", tile: int = 256,
+                 halo: int | None = None, batch_size: int = 16, time_batch: int = 16,
+                 progress: bool = False, **options: Any) -> None:
+        if window < 0:
+            raise GenfillError(f"window must be >= 0, got {window}")
+        self.arch = {"window": int(window), "widths": [int(w) for w in widths],
+                     "n_covariates": int(n_covariates)}
+        self.options = self.default_options() | options
+        unknown = set(options) - set(self.default_options())
+        if unknown:
+            raise GenfillError(f"unknown option(s) {sorted(unknown)} for model {self.kind!r}; "
+                               f"valid: {sorted(self.default_options())}")
+        self.init_kwargs = {"window": window, "widths": tuple(widths),
+                            "n_covariates": n_covariates, "device": device, "tile": tile,
+                            "halo": halo, "batch_size": batch_size, "time_batch": time_batch,
+                            "progress": progress, **options}
+        self.device = device
+        self.tile, self.batch_size, self.time_batch = tile, batch_size, time_batch
+        self.halo = halo
+        self.progress = progress
+        self.meta: dict[str, Any] = {}
+        self.weights_hash: str | None = None
+        self.net = self.build_net()
+        self._dev = None
+
+    # -- to be provided by subclasses ---------------------------------------------------------
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        return {}
+
+    def build_net(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, batch: dict) -> "torch.Tensor":  # noqa: F821  # pragma: no cover
+        raise NotImplementedError
+
+    def predict_mean(self, batch: dict) -> "torch.Tensor":  # noqa: F821  # pragma: no cover
+        """Deterministic best estimate at the batch's pixels (for validation)."""
+        raise NotImplementedError
+
+    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply):  # pragma: no cover
+        raise NotImplementedError
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.meta.get("name", self.kind)
+
+    @property
+    def window(self) -> int:
+        return self.arch["window"]
+
+    @property
+    def receptive_radius(self) -> int:
+        """Receptive-field radius of the U-Net: 5 * 2**levels - 1 pixels (checked in tests)."""
+        return 5 * 2 ** len(self.arch["widths"]) - 1
+
+    @property
+    def multiple(self) -> int:
+        return max(2 ** (len(self.arch["widths"]) - 1), 8)
+
+    def _device(self):
+        if self._dev is None:
+            self._dev = resolve_device(self.device)
+            self.net.to(self._dev)
+        return self._dev
+
+    def to(self, device: str) -> "NeuralFiller":
+        self.device, self._dev = device, None
+        self._device()
+        return self
+
+    def apply_fn(self):
+        """The network call used for tiled inference (autocast to bf16 on CUDA)."""
+        import torch
+
+        dev = self._device()
+
+        def run(x, cond):
+            with torch.inference_mode():
+                if dev.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        return self.net(x, cond).float()
+                return self.net(x, cond)
+
+        return run
+
+    def tiled(self, fn, x, cond_scalar: float | None = None):
+        """Run ``fn(windows, cond)`` over x (B, C, Y, X) tile by tile."""
+        import torch
+
+        from ..tiling import tiled_apply
+
+        def call(w):
+            c = None if cond_scalar is None else torch.full((w.shape[0],), float(cond_scalar),
+                                                            device=w.device)
+            return fn(w, c)
+
+        halo = self.receptive_radius if self.halo is None else self.halo
+        return tiled_apply(call, x, tile=self.tile, halo=halo, multiple=self.multiple,
+                           periodic_x=getattr(self, "_periodic", False),
+                           batch_size=self.batch_size)
+
+    # -- public -------------------------------------------------------------------------------
+    def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
+        import torch
+
+        from .context import FieldTensors, context_channels
+
+        t0 = time.perf_counter()
+        dev = self._device()
+        self.net.eval()
+        self._periodic = cube.periodic_x
+        seed = 0 if seed is None else int(seed)
+        field = FieldTensors(cube.values, cube.ocean, cube.doy, cube.covariates, device=dev)
+        gaps = cube.gaps
+        todo = np.flatnonzero(gaps.reshape(gaps.shape[0], -1).any(1))
+        out = np.full((n_samples,) + cube.values.shape, np.nan, dtype=np.float32)
+        batches = [todo[i:i + self.time_batch] for i in range(0, len(todo), self.time_batch)]
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc=f"xgenfill {self.kind}", unit="step")
+        apply = self.apply_fn()
+        for ts in batches:
+            ts_t = torch.as_tensor(ts, device=dev)
+            ctx = context_channels(field, ts_t, self.window)
+            res = self.sample_steps(field, ts_t, ctx, n_samples, seed, apply)  # (K, B, Y, X)
+            out[:, ts] = res.float().cpu().numpy()
+            if bar is not None:
+                bar.update(len(ts))
+        if bar is not None:
+            bar.close()
+        out = np.where(gaps[None], out, np.nan)
+        return Fill(samples=out, info={"seconds": time.perf_counter() - t0, "device": str(dev),
+                                       "nfe": self.nfe()})
+
+    def nfe(self) -> int:
+        """Network evaluations per sample."""
+        return 1
+
+    def fit(self, cubes: list[Cube], **kwargs: Any) -> "NeuralFiller":
+        """Train on gappy cubes (see :func:`xgenfill.models.training.train_model`)."""
+        from .training import train_model
+
+        history = train_model(self, cubes, **kwargs)
+        self.meta.setdefault("training", {}).update(history)
+        self.meta["training_kwargs"] = {k: v for k, v in kwargs.items() if k != "progress"}
+        self.weights_hash = None  # weights changed: the saved hash no longer applies
+        return self
+
+    def fresh(self) -> "NeuralFiller":
+        """An untrained model with the same architecture and options."""
+        new = type(self)(**self.init_kwargs)
+        new.meta = {k: v for k, v in self.meta.items() if k in ("training_kwargs", "variable")}
+        return new
+
+    # -- persistence --------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "kind": self.kind, "arch": self.arch,
+                "options": self.options, "meta": self.meta}
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``<path>.safetensors`` and ``<path>.json``; returns the weights path."""
+        from safetensors.torch import save_file
+
+        from ..hashing import sha256_file
+
+        path = Path(path)
+        stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        weights = stem.with_suffix(".safetensors")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, str(weights), metadata={"kind": self.kind})
+        cfg = self.config()
+        cfg["weights_sha256"] = sha256_file(weights)
+        stem.with_suffix(".json").write_text(json.dumps(cfg, indent=1, default=_jsonable))
+        self.weights_hash = "sha256:" + cfg["weights_sha256"]
+        return weights
+
+    def copy(self) -> "NeuralFiller":
+        return copy.deepcopy(self)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

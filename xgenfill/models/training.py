@@ -1,0 +1,235 @@
+"""Self-supervised training on gappy observations: hide observed pixels under real cloud masks
+taken from other dates of the same data, learn to predict them, keep a held-out set of dates for
+early stopping."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from ..errors import GenfillError
+from ..masks import coverage
+from .base import Cube
+
+__all__ = ["train_model", "make_batch"]
+
+
+class _Source:
+    """One training cube on the device, with its usable target and donor steps."""
+
+    def __init__(self, cube: Cube, multiple: int, device, rng, val_fraction: float,
+                 has_library: bool = False) -> None:
+        import torch
+
+        from .context import FieldTensors
+
+        v, ocean = cube.values, cube.ocean
+        # pad Y, X up to a multiple of the network's down-sampling factor (padding is land)
+        ny, nx = v.shape[1:]
+        py, px = (-ny) % multiple, (-nx) % multiple
+        if py or px:
+            v = np.pad(v, ((0, 0), (0, py), (0, px)), constant_values=np.nan)
+            ocean = np.pad(ocean, ((0, py), (0, px)), constant_values=False)
+        self.field = FieldTensors(v, ocean, cube.doy, cube.covariates, device=device)
+        obs = np.isfinite(v) & ocean[None]
+        cover = coverage(obs, ocean)
+        usable = np.flatnonzero(cover >= 0.05)
+        if usable.size == 0 or (usable.size < 2 and not has_library):
+            raise GenfillError("training needs at least 2 time steps with >= 5 % of the ocean "
+                               "observed")
+        n_val = max(1, int(round(val_fraction * usable.size))) if usable.size >= 4 else 0
+        perm = rng.permutation(usable)
+        self.val_steps = np.sort(perm[:n_val])
+        self.train_steps = np.sort(perm[n_val:])
+        donors = np.flatnonzero((cover > 0.05) & (cover < 0.95))
+        self.donors = donors if donors.size else np.flatnonzero(cover < 1.0)
+        if self.donors.size == 0 and not has_library:
+            raise GenfillError("training needs cloud masks: no time step has missing pixels "
+                               "(gap-free data: pass cloud_library=)")
+        self.obs_np = obs
+        self.shape = v.shape
+        _ = torch
+
+
+def _library_clouds(library: np.ndarray, shape: tuple[int, int], rng) -> np.ndarray:
+    """A random crop (tiled when too small) of a random cloud mask from the library."""
+    m = library[int(rng.integers(len(library)))]
+    reps = (-(-shape[0] // m.shape[0]), -(-shape[1] // m.shape[1]))
+    big = np.tile(m, reps) if reps != (1, 1) else m
+    y0 = int(rng.integers(0, big.shape[0] - shape[0] + 1))
+    x0 = int(rng.integers(0, big.shape[1] - shape[1] + 1))
+    return big[y0:y0 + shape[0], x0:x0 + shape[1]]
+
+
+def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
+               batch_size: int, patch: int, cloud_library: np.ndarray | None = None
+               ) -> dict[str, Any]:
+    """Random crops at random target steps, each with a transplanted real cloud mask (from
+    another date of the same data, or from ``cloud_library``)."""
+    import torch
+
+    from .context import context_channels
+
+    nt, ny, nx = src.shape
+    ph, pw = min(patch, ny), min(patch, nx)
+    ts, ys, xs, hides = [], [], [], []
+    for _ in range(batch_size):
+        for _attempt in range(20):
+            t = int(rng.choice(steps))
+            y0 = int(rng.integers(0, ny - ph + 1)) // model.multiple * model.multiple
+            x0 = int(rng.integers(0, nx - pw + 1)) // model.multiple * model.multiple
+            obs = src.obs_np[t, y0:y0 + ph, x0:x0 + pw]
+            own = src.donors[src.donors != t]
+            if cloud_library is not None and (own.size == 0 or rng.random() < 0.5):
+                hide = obs & _library_clouds(cloud_library, (ph, pw), rng)
+            else:
+                donor = int(rng.choice(own)) if own.size else t
+                hide = obs & ~src.obs_np[donor, y0:y0 + ph, x0:x0 + pw]
+            n_obs, n_hide = obs.sum(), hide.sum()
+            if n_hide >= max(8, 0.02 * obs.size) and n_hide < n_obs:
+                break
+        ts.append(t), ys.append(y0), xs.append(x0), hides.append(hide)
+    dev = src.field.vals.device
+    f = src.field
+    t_idx = torch.as_tensor(ts, device=dev)
+    y = torch.stack([f.vals[t, y0:y0 + ph, x0:x0 + pw] for t, y0, x0 in zip(ts, ys, xs)])
+    obs = torch.stack([f.obs[t, y0:y0 + ph, x0:x0 + pw] for t, y0, x0 in zip(ts, ys, xs)])
+    ocean = torch.stack([f.ocean[y0:y0 + ph, x0:x0 + pw] for y0, x0 in zip(ys, xs)])
+    ctx = torch.cat([context_channels(f, t_idx[i:i + 1], model.window,
+                                      slice(y0, y0 + ph), slice(x0, x0 + pw))
+                     for i, (y0, x0) in enumerate(zip(ys, xs))])
+    hidden = torch.as_tensor(np.stack(hides), device=dev) & obs
+    return {"y": y, "obs": obs, "hidden": hidden, "ocean": ocean, "ctx": ctx}
+
+
+def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
+                max_time: float | None = None, batch_size: int = 16, patch: int = 64,
+                lr: float = 2e-3, val_fraction: float = 0.1, eval_every: int = 100,
+                patience: int = 10, seed: int = 0, progress: bool = True,
+                ema_decay: float = 0.998, cloud_library: np.ndarray | None = None
+                ) -> dict[str, Any]:
+    """Train ``model`` in place; returns a summary (steps, losses, best validation RMSE).
+
+    Parameters
+    ----------
+    max_steps, max_time
+        Budgets: optimiser steps and wall-clock seconds (whichever comes first).
+    patch
+        Training crop size (pixels); rounded to the network's down-sampling factor.
+    val_fraction
+        Fraction of usable dates kept out of training: their hidden pixels are scored every
+        ``eval_every`` steps, and training stops after ``patience`` evaluations without
+        improvement; the best (EMA) weights are kept.
+    cloud_library
+        Optional (N, h, w) boolean cloud masks (True = cloud) from other data, used besides
+        the data's own masks (and instead of them for gap-free data).
+    """
+    import torch
+
+    if max_steps < 1:
+        raise GenfillError(f"max_steps must be >= 1, got {max_steps}")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = model._device()
+    patch = max(model.multiple, patch // model.multiple * model.multiple)
+    if cloud_library is not None:
+        cloud_library = np.asarray(cloud_library, dtype=bool)
+        if cloud_library.ndim != 3 or not cloud_library.any():
+            raise GenfillError("cloud_library must be a non-empty (N, h, w) boolean array")
+    sources = [_Source(c, model.multiple, dev, rng, val_fraction, cloud_library is not None)
+               for c in cubes]
+    weights = np.array([len(s.train_steps) for s in sources], float)
+    if weights.sum() == 0:
+        raise GenfillError("no time step left for training after the validation split")
+    weights /= weights.sum()
+
+    vrng = np.random.default_rng(seed + 12345)
+    val_batches = [make_batch(model, s, s.val_steps, vrng, batch_size, patch, cloud_library)
+                   for s in sources if len(s.val_steps) for _ in range(4)]
+
+    net = model.net
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+
+    def lr_factor(step: int, elapsed: float) -> float:
+        # warm-up, then cosine decay over whichever budget (steps or time) runs out first
+        progress = step / max_steps
+        if max_time:
+            progress = max(progress, elapsed / max_time)
+        return min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    def evaluate() -> float:
+        if not val_batches:
+            return float("nan")
+        backup = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        net.load_state_dict(ema)
+        net.eval()
+        se = n = 0.0
+        with torch.no_grad():
+            for b in val_batches:
+                pred = model.predict_mean(b)
+                se += float((((pred - b["y"]) ** 2) * b["hidden"]).sum())
+                n += float(b["hidden"].sum())
+        net.load_state_dict(backup)
+        net.train()
+        return math.sqrt(se / max(n, 1.0))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_steps, desc=f"train {model.kind}", unit="step")
+    t0 = time.perf_counter()
+    best = (float("inf"), 0, {k: v.clone() for k, v in ema.items()})
+    losses: list[float] = []
+    step = bad = 0
+    net.train()
+    stop = "max_steps"
+    while step < max_steps:
+        src = sources[int(rng.choice(len(sources), p=weights))]
+        batch = make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library)
+        for group in opt.param_groups:
+            group["lr"] = lr * lr_factor(step, time.perf_counter() - t0)
+        loss = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        decay = min(ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for k, v in net.state_dict().items():
+                if v.dtype.is_floating_point:
+                    ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+                else:
+                    ema[k].copy_(v)
+        losses.append(float(loss.detach()))
+        if bar is not None:
+            bar.update(1)
+        elapsed = time.perf_counter() - t0
+        if step % eval_every == 0 or step == max_steps or (max_time and elapsed > max_time):
+            val = evaluate()
+            if bar is not None:
+                bar.set_postfix(loss=f"{np.mean(losses[-eval_every:]):.3f}", val=f"{val:.3f}")
+            if not val_batches or val < best[0]:
+                best, bad = (val, step, {k: v.clone() for k, v in ema.items()}), 0
+            else:
+                bad += 1
+                if bad >= patience:
+                    stop = "early_stopping"
+                    break
+        if max_time and elapsed > max_time:
+            stop = "max_time"
+            break
+    if bar is not None:
+        bar.close()
+    net.load_state_dict(best[2])
+    net.eval()
+    return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "stopped_by": stop,
+            "best_val_rmse_normalised": None if not val_batches else round(best[0], 5),
+            "best_step": best[1], "final_train_loss": round(float(np.mean(losses[-50:])), 5),
+            "batch_size": batch_size, "patch": patch, "lr": lr, "seed": seed,
+            "device": str(dev)}

@@ -1,0 +1,178 @@
+"""Conditional VAE for missing data (Collier et al. 2020; VConstruct, Ehrler & Ernst 2020).
+
+The posterior encoder q(z | all observed pixels, context) sees every observed pixel of a training
+sample (values and mask); a prior network p(z | visible pixels, context) sees only what is left
+after transplanted real clouds hide some of them; the decoder sees the visible pixels, the
+context and a spatial latent at 1/4 resolution, and outputs a mean and a log-variance per pixel.
+The ELBO's likelihood counts observed pixels only (the hidden ones are what the decoder cannot
+copy), and its KL term pulls the posterior towards the conditional prior, which is what is
+sampled at inference (a conditional VAE). Ensemble members come from prior draws plus the
+decoder's own pixel noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import n_context_channels
+from .neural import NeuralFiller
+
+__all__ = ["VAEFiller"]
+
+LATENT_FACTOR = 4
+
+
+class _VAENet:
+    """Namespace for the two halves, built lazily so torch is imported only when needed."""
+
+
+def torch_cat(parts):
+    import torch
+
+    return torch.cat(parts, 1)
+
+
+def _build(c_ctx: int, widths: tuple[int, ...], z: int):
+    import torch
+    from torch import nn
+
+    from .nets import UNet
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            w = widths[0] * 2
+            self.body = nn.Sequential(
+                nn.Conv2d(2 + c_ctx, w, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
+                nn.Conv2d(w, 2 * w, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
+                nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(2 * w, 2 * z, 3, padding=1))
+
+        def forward(self, x):
+            return self.body(x)
+
+    class VAE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = Encoder()  # posterior: all observed pixels
+            self.prior = Encoder()  # conditional prior: visible pixels only
+            self.decoder = UNet(2 + c_ctx + z, 2, widths, emb_dim=0)
+
+        def forward(self, x, cond=None):  # decoder call used by tiled inference
+            return self.decoder(x)
+
+    _ = torch
+    return VAE()
+
+
+class VAEFiller(NeuralFiller):
+    """``model="vae"``. Options: ``latent`` (channels of the 1/4-resolution latent), ``beta``
+    (KL weight), ``sample_noise`` (add the decoder's pixel noise to members)."""
+
+    kind = "vae"
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        return {"latent": 8, "beta": 1.0, "sample_noise": True}
+
+    def build_net(self):
+        c_ctx = n_context_channels(self.arch["window"], self.arch["n_covariates"])
+        return _build(c_ctx, tuple(self.arch["widths"]), int(self.options["latent"]))
+
+    @property
+    def receptive_radius(self) -> int:
+        return 5 * 2 ** len(self.arch["widths"]) - 1 + LATENT_FACTOR
+
+    @staticmethod
+    def _decoder_input(y_vis, visible, ctx, z_up):
+        import torch
+
+        return torch.cat([y_vis[:, None], visible[:, None].float(), ctx, z_up], 1)
+
+    def _decode(self, y_vis, visible, ctx, z):
+        import torch.nn.functional as F
+
+        z_up = F.interpolate(z, scale_factor=LATENT_FACTOR, mode="nearest")
+        out = self.net.decoder(self._decoder_input(y_vis, visible, ctx, z_up))
+        return out[:, 0], out[:, 1].clamp(-10.0, 5.0)
+
+    def loss(self, batch: dict):
+        import torch
+
+        y, obs, hidden, ctx = (batch[k] for k in ("y", "obs", "hidden", "ctx"))
+        visible = obs & ~hidden
+        y_all = torch.where(obs, y, torch.zeros_like(y))
+        y_vis = torch.where(visible, y, torch.zeros_like(y))
+        mu, logvar = self._stats(self.net.encoder, y_all, obs, ctx)
+        mu_p, logvar_p = self._stats(self.net.prior, y_vis, visible, ctx)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        mean, log_s2 = self._decode(y_vis, visible, ctx, z)
+        nll = 0.5 * (log_s2 + (y - mean) ** 2 * torch.exp(-log_s2))
+        # likelihood of the hidden observed pixels (the visible ones are given to the decoder)
+        n = hidden.sum().clamp_min(1)
+        rec = (nll * hidden).sum() / n
+        kl = 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp()
+                    - 1.0).sum() / n
+        # the prior path must predict well on its own (what inference uses): a draw from the
+        # conditional prior is decoded and scored too
+        z_p = mu_p + torch.exp(0.5 * logvar_p) * torch.randn_like(mu_p)
+        mean_p, log_s2_p = self._decode(y_vis, visible, ctx, z_p)
+        nll_p = 0.5 * (log_s2_p + (y - mean_p) ** 2 * torch.exp(-log_s2_p))
+        return rec + self.options["beta"] * kl + (nll_p * hidden).sum() / n
+
+    @staticmethod
+    def _stats(net, y, mask, ctx):
+        stats = net(torch_cat([y[:, None], mask[:, None].float(), ctx]))
+        mu, logvar = stats.chunk(2, dim=1)
+        return mu, logvar.clamp(-10.0, 10.0)
+
+    def predict_mean(self, batch: dict):
+        import torch
+
+        y, obs, hidden, ctx = (batch[k] for k in ("y", "obs", "hidden", "ctx"))
+        visible = obs & ~hidden
+        y_vis = torch.where(visible, y, torch.zeros_like(y))
+        mu_p, _ = self._stats(self.net.prior, y_vis, visible, ctx)
+        return self._decode(y_vis, visible, ctx, mu_p)[0]
+
+    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply):
+        import math
+
+        import torch
+        import torch.nn.functional as F
+
+        from ..tiling import hash_normal
+
+        visible = field.obs[ts]
+        y_vis = field.vals[ts] * visible
+        b, ny, nx = y_vis.shape
+        lat = int(self.options["latent"])
+        ly, lx = math.ceil(ny / LATENT_FACTOR), math.ceil(nx / LATENT_FACTOR)
+        dev = y_vis.device
+        prior_in = torch.cat([y_vis[:, None], visible[:, None].float(), ctx], 1)
+        prior = self.net.prior
+
+        def run_prior(w, cond=None):
+            with torch.inference_mode():
+                out = prior(w)
+            return F.interpolate(out, scale_factor=LATENT_FACTOR, mode="nearest")
+
+        stats = self.tiled(run_prior, prior_in)  # (B, 2*lat, Y, X), constant on 4x4 blocks
+        mu_p, logvar_p = stats[:, :lat], stats[:, lat:].clamp(-10.0, 10.0)
+        members = []
+        for m in range(n_samples):
+            # latent noise on the absolute 1/4 grid: independent of tiling
+            eps = torch.stack([hash_normal((b, ly, lx), seed=seed, member=m, step=1000 + c,
+                                           t_index=ts, device=dev) for c in range(lat)], 1)
+            eps = F.interpolate(eps, scale_factor=LATENT_FACTOR, mode="nearest")[..., :ny, :nx]
+            z_up = mu_p + torch.exp(0.5 * logvar_p) * eps
+            inp = self._decoder_input(y_vis, visible, ctx, z_up)
+            out = self.tiled(apply, inp)
+            # pixel noise never wider than the data's own spread (guards against outliers)
+            mean, log_s2 = out[:, 0], out[:, 1].clamp(-10.0, 0.0)
+            if self.options["sample_noise"] and n_samples > 1:
+                eps = hash_normal((b, ny, nx), seed=seed, member=m, step=2000, t_index=ts,
+                                  device=dev)
+                mean = mean + torch.exp(0.5 * log_s2) * eps
+            members.append(mean)
+        return torch.stack(members)

@@ -1,0 +1,272 @@
+"""``validate()``: score any model on observed pixels hidden from it.
+
+There is no truth inside a gap, so observed pixels are hidden (under transplanted real clouds by
+default), every model fills them from what is left - models that learn from the data are
+refitted without them - and the scores are computed on the hidden pixels only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from . import metrics
+from .api import _cubes, build_filler
+from .errors import GenfillError
+from .masks import cluster_clouds, random_pixels, transplant_clouds
+from .models.base import Filler
+from .post import history_line
+from .prepare import Prepared, prepare
+
+__all__ = ["validate", "make_holdout"]
+
+QUANTILES = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+
+
+def _user_holdout(user: xr.DataArray, prep: Prepared) -> np.ndarray:
+    da, axes = prep.source, prep.axes
+    if not isinstance(user, xr.DataArray):
+        raise GenfillError("holdout= must be 'transplant', 'clouds', 'random' or a boolean "
+                           "DataArray on the data's grid")
+    if set(user.dims) != set(da.dims):
+        raise GenfillError(f"holdout mask has dimensions {user.dims}; the data has {da.dims} "
+                           "(holdout mask on a different grid)")
+    for d in da.dims:
+        if user.sizes[d] != da.sizes[d]:
+            raise GenfillError(f"holdout mask has {user.sizes[d]} points along {d!r}, the data "
+                               f"{da.sizes[d]} (holdout mask on a different grid)")
+        if d in user.coords and d in da.coords and not np.array_equal(
+                np.asarray(user[d].values), np.asarray(da[d].values)):
+            raise GenfillError(f"holdout mask coordinate {d!r} differs from the data's "
+                               "(holdout mask on a different grid)")
+    if user.dtype != bool:
+        raise GenfillError(f"holdout mask must be boolean, got {user.dtype}")
+    arr = np.asarray(user.transpose(*axes.canonical).values)
+    arr = arr.reshape(prep.values.shape)
+    return np.ascontiguousarray(prep.to_canonical(arr))
+
+
+def make_holdout(prep: Prepared, holdout: str | xr.DataArray = "transplant",
+                 fraction: float = 0.1, seed: int = 0, cloud_size: int = 500) -> np.ndarray:
+    """Boolean (field, time, y, x) mask of observed pixels to hide (canonical layout)."""
+    if not isinstance(holdout, xr.DataArray) and not 0 < fraction <= 0.5:
+        raise GenfillError(f"holdout fraction must lie in (0, 0.5], got {fraction}")
+    obs = prep.observed & prep.ocean[:, None]
+    if isinstance(holdout, xr.DataArray):
+        mask = _user_holdout(holdout, prep) & obs
+    else:
+        rng = np.random.default_rng(seed)
+        mask = np.zeros_like(obs)
+        for f in range(obs.shape[0]):
+            if holdout == "transplant":
+                mask[f] = transplant_clouds(obs[f], prep.ocean[f], fraction, rng)
+            elif holdout == "clouds":
+                n = int(fraction * obs[f].sum())
+                if n >= 1:
+                    mask[f] = cluster_clouds(obs[f], n, cloud_size, rng)
+            elif holdout == "random":
+                mask[f] = random_pixels(obs[f], fraction, rng)
+            else:
+                raise GenfillError(f"unknown holdout {holdout!r}; use 'transplant', 'clouds', "
+                                   "'random' or a boolean DataArray")
+    if not mask.any():
+        raise GenfillError("nothing left to hide: no observed pixel could be held out (too few "
+                           "observations, or no cloud mask to transplant)")
+    # keep at least one observation per field and time step with data
+    return mask
+
+
+def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepared
+             ) -> tuple[str, Filler, float]:
+    """Build a model; learned models that saw the user's data are refitted on ``cubes``."""
+    from .models.neural import NeuralFiller
+
+    if isinstance(spec, Filler):
+        label, filler = spec.name, spec
+    else:
+        label = str(spec)
+        filler = build_filler(spec, prep, **model_kwargs.get(label, {}))
+    fit_seconds = 0.0
+    if isinstance(filler, NeuralFiller):
+        trained_on_user = filler.meta.get("trained_on") == "user"
+        if trained_on_user or fit is not None:
+            kwargs = dict(filler.meta.get("training_kwargs", {}))
+            kwargs.update(fit or {})
+            # a model trained on these data has seen the held-out pixels: start afresh
+            fresh = filler.fresh() if trained_on_user else filler.copy()
+            t0 = time.perf_counter()
+            fresh.fit(cubes, **kwargs)
+            fit_seconds = time.perf_counter() - t0
+            filler = fresh
+    return label, filler, fit_seconds
+
+
+def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
+             holdout: str | xr.DataArray = "transplant", fraction: float = 0.1, seed: int = 0,
+             n_samples: int = 8, cloud_size: int = 500, mask=None, transform: str = "auto",
+             dims: dict[str, str] | None = None, by_time: bool = False,
+             fit: dict | None = None, model_kwargs: dict[str, dict] | None = None,
+             spectrum_length: int = 32) -> xr.Dataset:
+    """Hide observed pixels, fill them with each model, and score the fills there.
+
+    Parameters
+    ----------
+    models
+        Model names, model objects, or a single one.
+    holdout
+        ``"transplant"`` (default): real cloud masks of other time steps pasted onto the
+        clearest ones (DINEOF ``dineof_cvp``, DINCAE ``addcvpoint``); ``"clouds"``: DINEOF-style
+        clustered clouds of ``cloud_size`` pixels; ``"random"``: single pixels (optimistic:
+        isolated pixels are easy to fill); or a boolean DataArray on the data's grid.
+    fraction
+        Share of the observed pixels to hide, in (0, 0.5].
+    n_samples
+        Ensemble size for generative models (ensemble scores need at least 2).
+    fit
+        Training options (e.g. ``{"max_time": 120}``) for neural models: with it, each neural
+        model is (re)trained on the data with the held-out pixels removed. Models trained on
+        these data with :func:`xgenfill.train` are always refitted, so a held-out pixel never
+        reaches training.
+    by_time
+        Also return RMSE, bias and n per time step.
+
+    Returns
+    -------
+    xr.Dataset
+        Scores by ``model`` (and ``space``: transformed, physical), ensemble scores, the rank
+        (PIT) histogram, zonal spectra and effective resolution, the distribution of filled vs
+        observed values per held-out time step, and the exact ``holdout`` mask used.
+    """
+    if isinstance(models, (str, Filler)):
+        models = [models]
+    model_kwargs = model_kwargs or {}
+    prep = prepare(da, mask=mask, transform=transform, dims=dims)
+    hide = make_holdout(prep, holdout, fraction, seed, cloud_size)
+    held = Prepared(**{**prep.__dict__, "values": np.where(hide, np.nan, prep.values)})
+    steps_h = hide.reshape(hide.shape[0], hide.shape[1], -1).any(axis=(0, 2))
+    cubes = _cubes(held)
+    for c in cubes:
+        c.steps = steps_h
+
+    truth_n = prep.values[hide].astype(np.float64)  # normalised
+    field_idx = np.nonzero(hide)[0]
+    mean, std = prep.mean[field_idx], prep.std[field_idx]
+    truth_t = truth_n * std + mean
+    truth_p = prep.transform.inverse(truth_t)
+    tf = prep.transform
+    names, rows = [], []
+    nt = prep.values.shape[1]
+    time_idx = np.nonzero(hide)[1]
+    kmax = max(n_samples, 1)
+    pit = []
+    err_psd, per_time, filled_q = [], [], []
+    obs_fields = np.where(prep.ocean[:, None], prep.values, np.nan)
+    for spec in models:
+        label, filler, fit_s = _resolve(spec, model_kwargs, fit, cubes, prep)
+        k = n_samples if filler.stochastic else 1
+        t0 = time.perf_counter()
+        fills = [filler.fill(c, n_samples=k, seed=seed) for c in cubes]
+        fill_s = time.perf_counter() - t0
+        samples = np.stack([f.samples for f in fills], axis=1)  # (K, F, T, Y, X)
+        members = samples[:, hide].astype(np.float64) * std + mean  # (K, n) transformed
+        ok = np.isfinite(members).all(0)
+        best = members.mean(0)
+        row: dict[str, Any] = {"fit_seconds": fit_s, "fill_seconds": fill_s,
+                               "n_not_filled": int((~ok).sum())}
+        for space, pred, truth in (("transformed", best, truth_t),
+                                   ("physical", tf.inverse(best), truth_p)):
+            sc = metrics.deterministic_scores(pred[ok], truth[ok])
+            ref = truth[ok] - (np.mean(truth[ok]) if truth[ok].size else 0)
+            sc["rms"] = float(np.sqrt(np.mean(ref**2))) if ref.size else np.nan
+            sc["skill"] = 1 - sc["rmse"] / sc["rms"] if sc["rms"] else np.nan
+            es = metrics.ensemble_scores(members[:, ok] if space == "transformed"
+                                         else tf.inverse(members[:, ok]), truth[ok])
+            row[space] = {**sc, **es}
+        hist = (metrics.rank_histogram(members[:, ok], truth_t[ok], seed) if k > 1
+                else np.zeros(kmax + 1, int))
+        pit.append(np.pad(hist, (0, kmax + 1 - hist.size)))
+        # spectra on rows of the held-out steps: error of the fill vs the observed signal
+        mean_fill = np.where(hide, samples.mean(0), np.nan)
+        err = np.where(hide, mean_fill - prep.values, 0.0)
+        valid = (prep.observed & prep.ocean[:, None])[:, steps_h]
+        err_psd.append(metrics.zonal_spectrum(err[:, steps_h], valid, spectrum_length))
+        if by_time:
+            pt = []
+            for t in range(nt):
+                sel = (time_idx == t) & ok
+                s = metrics.deterministic_scores(best[sel], truth_t[sel])
+                pt.append((s["rmse"], s["bias"], s["n"]))
+            per_time.append(pt)
+        # distribution of filled values (all gap pixels of held-out steps), physical units
+        q = np.full((int(steps_h.sum()), QUANTILES.size), np.nan)
+        filled_all = np.where(held.gaps, samples[0], np.nan)[:, steps_h]
+        for j in range(q.shape[0]):
+            v = filled_all[:, j][np.isfinite(filled_all[:, j])]
+            if v.size:
+                q[j] = np.quantile(v, QUANTILES)
+        filled_q.append(q)
+        names.append(label)
+        rows.append(row)
+
+    sig_psd = metrics.zonal_spectrum(
+        np.where(prep.ocean[:, None], prep.values, 0.0)[:, steps_h],
+        (prep.observed & prep.ocean[:, None])[:, steps_h], spectrum_length)
+    obs_q = np.full((int(steps_h.sum()), QUANTILES.size), np.nan)
+    for j, t in enumerate(np.flatnonzero(steps_h)):
+        v = obs_fields[:, t][np.isfinite(obs_fields[:, t])]
+        if v.size:
+            obs_q[j] = np.quantile(v, QUANTILES)
+
+    spaces = ["transformed", "physical"]
+    data: dict[str, Any] = {}
+    for key in ("n", "rms", "rmse", "mae", "bias", "corr", "skill", "crps", "spread_skill",
+                "coverage_50", "coverage_90"):
+        arr = np.array([[r[s][key] for s in spaces] for r in rows], dtype=float)
+        if key in ("n", "coverage_50", "coverage_90"):
+            data[key] = (("model",), arr[:, 0].astype(int) if key == "n" else arr[:, 0])
+        else:
+            data[key] = (("model", "space"), arr)
+    for key in ("fit_seconds", "fill_seconds", "n_not_filled"):
+        data[key] = (("model",), np.array([r[key] for r in rows]))
+    data["pit"] = (("model", "rank"), np.array(pit))
+    wl = spectrum_length / np.arange(1, spectrum_length // 2 + 1)
+    data["psd_observed"] = (("wavelength",), sig_psd[1:])
+    data["psd_error"] = (("model", "wavelength"), np.array([e[1:] for e in err_psd]))
+    data["effective_resolution"] = (("model",), np.array(
+        [metrics.effective_resolution(e, sig_psd, spectrum_length) for e in err_psd]))
+    data["filled_quantiles"] = (("model", "holdout_step", "quantile"), np.array(filled_q))
+    data["observed_quantiles"] = (("holdout_step", "quantile"), obs_q)
+    coords: dict[str, Any] = {"model": names, "space": spaces, "rank": np.arange(kmax + 1),
+                              "wavelength": wl, "quantile": QUANTILES}
+    if prep.axes.time:
+        coords["holdout_step"] = prep.source[prep.axes.time].values[np.flatnonzero(steps_h)]
+    if by_time and prep.axes.time:
+        pt = np.array(per_time)  # (model, T, 3)
+        data["rmse_by_time"] = (("model", "time"), pt[..., 0])
+        data["bias_by_time"] = (("model", "time"), pt[..., 1])
+        data["n_by_time"] = (("model", "time"), pt[..., 2].astype(int))
+        coords["time"] = prep.source[prep.axes.time].values
+    out = xr.Dataset(data, coords=coords)
+    # the exact hold-out mask, on the input's grid and dimension order
+    from .post import _to_source_layout
+
+    hold = _to_source_layout(prep, hide[None].astype(np.int8), ("sample",))[0].astype(bool)
+    out["holdout"] = xr.DataArray(hold, dims=prep.source.dims, coords=prep.source.coords)
+    out["wavelength"].attrs = {"units": "pixels", "long_name": "zonal wavelength"}
+    out["effective_resolution"].attrs = {
+        "units": "pixels", "long_name": "shortest resolved zonal wavelength",
+        "comment": "where PSD(fill error)/PSD(observed) reaches 0.5 (Ballarotta et al. 2019)"}
+    out["rms"].attrs["long_name"] = "RMS of held-out anomalies (about their mean)"
+    out["skill"].attrs["long_name"] = "1 - RMSE / RMS"
+    out["crps"].attrs["long_name"] = "continuous ranked probability score of the ensemble"
+    out["space"].attrs["comment"] = f"transformed = {tf.name} space; physical = data units"
+    holdout_name = holdout if isinstance(holdout, str) else "user"
+    out.attrs = {"holdout": holdout_name, "fraction": fraction, "seed": seed,
+                 "n_samples": n_samples, "transform": tf.name, "variable": str(da.name),
+                 "units": str(da.attrs.get("units", "")),
+                 "history": history_line(f"xgenfill.validate(models={names!r}, "
+                                         f"holdout={holdout_name!r}, fraction={fraction})", None)}
+    return out
