@@ -73,3 +73,19 @@ def chl() -> xr.DataArray:
 @pytest.fixture
 def chl_truth() -> np.ndarray:
     return (10 ** make_field()).astype(np.float32)
+
+
+TINY = dict(widths=(8, 16), window=2, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    """A diffusion and a VAE model trained in seconds on a synthetic cube."""
+    import xgenfill
+
+    da = make_chl(nt=60, seed=5)
+    out = {}
+    for kind in ("diffusion", "vae"):
+        out[kind] = xgenfill.train(da, model=kind, max_steps=300, patch=24, progress=False,
+                                   seed=0, **TINY)
+    return out

@@ -1,18 +1,21 @@
 """xgenfill: generative gap filling of gridded satellite ocean observations, from xarray.
 
-``import xgenfill`` registers the ``.genfill`` accessor on DataArray and Dataset. torch is only
-imported when a model runs.
+``import xgenfill`` registers the ``.genfill`` accessor on DataArray and Dataset. torch and
+pooch are only imported when a model runs or weights are fetched.
 """
 
 from . import accessor  # noqa: F401  (registers .genfill)
 from ._version import __version__
-from .api import inpaint, inpaint_dataset
+from .api import inpaint, inpaint_dataset, train
 from .errors import GenfillError, GenfillWarning, OfflineError, WeightsError
 from .models.registry import model_names
 from .samples import open_sample
+from .validate import validate
 from .versions import show_versions
+from .zoo import models
 
 __all__ = [
-    "__version__", "inpaint", "inpaint_dataset", "model_names", "open_sample", "show_versions",
-    "GenfillError", "GenfillWarning", "OfflineError", "WeightsError",
+    "__version__", "inpaint", "inpaint_dataset", "train", "validate", "models", "model_names",
+    "open_sample", "show_versions", "GenfillError", "GenfillWarning", "OfflineError",
+    "WeightsError",
 ]

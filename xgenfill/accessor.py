@@ -23,6 +23,18 @@ class GenfillDataArrayAccessor:
 
     inpaint.__doc__ = api.inpaint.__doc__
 
+    def validate(self, models: Any = ("dineof",), **kwargs: Any) -> xr.Dataset:
+        from .validate import validate
+
+        return validate(self._obj, models=models, **kwargs)
+
+    validate.__doc__ = "Same as :func:`xgenfill.validate` on this DataArray."
+
+    def fit(self, model: Any = "diffusion", **kwargs: Any):
+        return api.train(self._obj, model=model, **kwargs)
+
+    fit.__doc__ = api.train.__doc__
+
 
 @xr.register_dataset_accessor("genfill")
 class GenfillDatasetAccessor:

@@ -107,7 +107,8 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     fills = run_filler(filler, prep, n_samples, seed)
     call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
     result = assemble(prep, fills, call=call, weights=filler.weights_hash,
-                      members=n_samples > 1, return_dataset=return_dataset)
+                      members=n_samples > 1 and not return_dataset,
+                      return_dataset=return_dataset)
     if return_dataset:
         info = {k: v for f in fills for k, v in f.info.items()
                 if isinstance(v, (int, float, str))}

@@ -81,6 +81,34 @@ def _demo(args: argparse.Namespace) -> None:
     _write(out, ds.chl, args.output, args.png)
 
 
+def _models_list(args: argparse.Namespace) -> None:
+    from .zoo import models
+
+    rows = models()
+    print(f"{'name':<20} {'kind':<10} {'var':<5} {'size MB':>8}  {'available':<10} description")
+    for r in rows:
+        where = "embedded" if r["embedded"] else ("cached" if r["cached"] else "download")
+        print(f"{r['name']:<20} {r['kind']:<10} {r['variable']:<5} {r['size_mb']:>8.2f}  "
+              f"{where:<10} {r['description']}")
+
+
+def _models_download(args: argparse.Namespace) -> None:
+    from .zoo import download, entries
+
+    if not args.names and not args.all:
+        raise SystemExit("xgenfill: error: name a model or pass --all")
+    names = None if args.all else args.names
+    for name in names or [n for n, e in entries().items() if not e.embedded]:
+        path = download([name], progress=not args.quiet)[0]
+        print(f"{name}: {path.parent}")
+
+
+def _models_cache_dir(args: argparse.Namespace) -> None:
+    from .zoo import cache_dir
+
+    print(cache_dir())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xgenfill", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"xgenfill {__version__}")
@@ -98,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, nargs="?", default=Path("xgenfill_demo.nc"))
     _fill_args(p)
     p.set_defaults(func=_demo)
+
+    models = sub.add_parser("models", help="pretrained models: list, download, cache-dir")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    m = msub.add_parser("list", help="registered models, their size and availability")
+    m.set_defaults(func=_models_list)
+    m = msub.add_parser("download", help="fetch models into the cache (e.g. on a login node)")
+    m.add_argument("names", nargs="*")
+    m.add_argument("--all", action="store_true", help="every downloadable model")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=_models_download)
+    m = msub.add_parser("cache-dir", help="print the cache folder (XGENFILL_CACHE_DIR)")
+    m.set_defaults(func=_models_cache_dir)
 
     p = sub.add_parser("show-versions", help="print versions of xgenfill and its dependencies")
     p.set_defaults(func=lambda args: __import__("xgenfill").show_versions())

@@ -73,3 +73,75 @@ def plot_fill(original: xr.DataArray, filled: xr.Dataset, path: str | Path | Non
         fig.savefig(path, dpi=110)
         plt.close(fig)
     return fig
+
+
+def plot_validation(result: xr.Dataset, original: xr.DataArray, path: str | Path | None = None,
+                    model: str | None = None, time: int | None = None):
+    """Figure of a :func:`xgenfill.validate` result: maps of the observed field, the held-out
+    pixels, the fill there and its error at one time step; the rank (PIT) histogram; the
+    zonal spectra of the observed signal and of each model's error; RMSE per model."""
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    model = model or str(result.model.values[int(np.nanargmin(
+        result.rmse.sel(space="transformed").values))])
+    axes = find_axes(original)
+    hold = result.holdout
+    pred = result.prediction_map.sel(model=model)
+    if axes.time is not None:
+        if time is None:
+            other = [d for d in hold.dims if d != axes.time]
+            time = int(np.argmax(hold.sum(other).values))
+        sel = {axes.time: time}
+        obs, hold, pred = original.isel(sel), hold.isel(sel), pred.isel(sel)
+    extra = [d for d in obs.dims if d not in (axes.y, axes.x)]
+    if extra:
+        obs, hold, pred = (a.isel({d: 0 for d in extra}) for a in (obs, hold, pred))
+    obs, hold, pred = (a.transpose(axes.y, axes.x).values for a in (obs, hold, pred))
+    log = result.attrs.get("transform") == "log10"
+    vals = obs[np.isfinite(obs)]
+    lo, hi = np.percentile(vals, [1, 99]) if vals.size else (0, 1)
+    kw = dict(norm=LogNorm(vmin=max(lo, 1e-3), vmax=hi)) if log else dict(vmin=lo, vmax=hi)
+    err = (np.log10(pred) - np.log10(obs)) if log else pred - obs
+    fig = plt.figure(figsize=(16, 8), constrained_layout=True)
+    grid = fig.add_gridspec(2, 4)
+    panels = [("observed (held-out pixels included)", obs, kw, None),
+              ("held-out pixels", np.where(hold, 1.0, np.nan), dict(vmin=0, vmax=1), "Greys"),
+              (f"{model}: fill at held-out pixels", pred, kw, None),
+              ("error" + (" (log10)" if log else ""), err,
+               dict(vmin=-np.nanmax(np.abs(err)) if np.isfinite(err).any() else -1,
+                    vmax=np.nanmax(np.abs(err)) if np.isfinite(err).any() else 1), "RdBu_r")]
+    for i, (title, data, style, cmap) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, i])
+        im = ax.pcolormesh(data, shading="auto", cmap=cmap, **style)
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    ax = fig.add_subplot(grid[1, 0])
+    pit = result.pit.sel(model=model).values
+    if pit.sum() > 0:
+        ax.bar(np.arange(pit.size), pit / pit.sum(), color="tab:blue")
+        ax.axhline(1 / pit.size, color="k", ls="--", lw=1)
+        ax.set_title(f"rank (PIT) histogram: {model}")
+    else:
+        ax.text(0.5, 0.5, f"{model} is deterministic:\nno ensemble", ha="center", va="center")
+        ax.set_axis_off()
+    ax = fig.add_subplot(grid[1, 1:3])
+    wl = result.wavelength.values
+    ax.loglog(wl, result.psd_observed.values, "k-", lw=2, label="observed signal")
+    for m in result.model.values:
+        ax.loglog(wl, result.psd_error.sel(model=m).values, label=f"error {m}")
+    ax.set_xlabel("zonal wavelength (pixels)")
+    ax.set_ylabel("power")
+    ax.invert_xaxis()
+    ax.legend(fontsize=8)
+    ax.set_title("spectra on held-out steps")
+    ax = fig.add_subplot(grid[1, 3])
+    r = result.rmse.sel(space="transformed")
+    ax.barh([str(m) for m in result.model.values], r.values, color="tab:orange")
+    ax.set_xlabel("RMSE" + (" (log10)" if log else f" ({result.attrs.get('units', '')})"))
+    fig.suptitle(f"xgenfill.validate: {result.attrs.get('variable', '')}, holdout="
+                 f"{result.attrs.get('holdout')}")
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return fig

@@ -7,7 +7,7 @@ descending 1-D spatial coordinates are flipped so that every result is orientati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import xarray as xr
@@ -68,6 +68,41 @@ class Prepared:
         return arr
 
     from_canonical = to_canonical  # flipping is its own inverse
+
+    def transformed_source(self) -> np.ndarray:
+        """The input in transformed units, (F, T, Y, X) float64 canonical, NaN off the ocean;
+        recomputed from the source so that it depends on no statistic."""
+        raw = _canonical_raw(self.source, self.axes)
+        with np.errstate(invalid="ignore"):
+            t = self.transform.forward(raw)
+        return np.where(self.ocean[:, None], self.to_canonical(t), np.nan)
+
+    def without(self, hide: np.ndarray) -> "Prepared":
+        """A copy with the ``hide`` pixels missing and the normalisation recomputed from the
+        remaining ones only (so that held-out values cannot leak through the statistics)."""
+        kept = np.where(hide, np.nan, self.transformed_source())
+        mean, std = _field_stats(kept)
+        values = ((kept - mean[:, None, None, None]) / std[:, None, None, None])
+        return replace(self, values=values.astype(np.float32), mean=mean, std=std)
+
+
+def _canonical_raw(da: xr.DataArray, axes: Axes) -> np.ndarray:
+    nt = da.sizes[axes.time] if axes.time else 1
+    raw = np.asarray(da.transpose(*axes.canonical).values)
+    return raw.reshape(-1, nt, da.sizes[axes.y], da.sizes[axes.x]).astype(np.float64)
+
+
+def _field_stats(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-field mean and std of the finite values of (F, T, Y, X) transformed data."""
+    nf = t.shape[0]
+    mean, std = np.zeros(nf), np.ones(nf)
+    for f in range(nf):
+        v = t[f][np.isfinite(t[f])]
+        if v.size:
+            mean[f] = v.mean()
+            s = v.std()
+            std[f] = s if s > 0 else 1.0
+    return mean, std
 
 
 def decode_input(da: xr.DataArray) -> xr.DataArray:
@@ -186,15 +221,7 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
     with np.errstate(invalid="ignore"):
         t = tf.forward(cube)
     t = np.where(ocean[:, None], t, np.nan)
-    nf = t.shape[0]
-    mean = np.zeros(nf)
-    std = np.ones(nf)
-    for f in range(nf):
-        v = t[f][np.isfinite(t[f])]
-        if v.size:
-            mean[f] = v.mean()
-            s = v.std()
-            std[f] = s if s > 0 else 1.0
+    mean, std = _field_stats(t)
     values = ((t - mean[:, None, None, None]) / std[:, None, None, None]).astype(np.float32)
 
     doy = time_index = None

@@ -8,6 +8,7 @@ refitted without them - and the scores are computed on the hidden pixels only.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -145,7 +146,12 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     model_kwargs = model_kwargs or {}
     prep = prepare(da, mask=mask, transform=transform, dims=dims)
     hide = make_holdout(prep, holdout, fraction, seed, cloud_size)
-    held = Prepared(**{**prep.__dict__, "values": np.where(hide, np.nan, prep.values)})
+    held = prep.without(hide)  # what models see: no held-out value, not even in the stats
+    # the truth, in the same normalised units (for scoring only)
+    truth_cube = ((prep.transformed_source() - held.mean[:, None, None, None])
+                  / held.std[:, None, None, None])
+    prep = replace(held, values=np.where(held.ocean[:, None], truth_cube, np.nan)
+                   .astype(np.float32))
     steps_h = hide.reshape(hide.shape[0], hide.shape[1], -1).any(axis=(0, 2))
     cubes = _cubes(held)
     for c in cubes:
@@ -162,7 +168,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     time_idx = np.nonzero(hide)[1]
     kmax = max(n_samples, 1)
     pit = []
-    err_psd, per_time, filled_q = [], [], []
+    err_psd, per_time, filled_q, predictions = [], [], [], []
     obs_fields = np.where(prep.ocean[:, None], prep.values, np.nan)
     for spec in models:
         label, filler, fit_s = _resolve(spec, model_kwargs, fit, cubes, prep)
@@ -174,6 +180,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         members = samples[:, hide].astype(np.float64) * std + mean  # (K, n) transformed
         ok = np.isfinite(members).all(0)
         best = members.mean(0)
+        predictions.append(tf.inverse(best))
         row: dict[str, Any] = {"fit_seconds": fit_s, "fill_seconds": fill_s,
                                "n_not_filled": int((~ok).sum())}
         for space, pred, truth in (("transformed", best, truth_t),
@@ -190,7 +197,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         pit.append(np.pad(hist, (0, kmax + 1 - hist.size)))
         # spectra on rows of the held-out steps: error of the fill vs the observed signal
         mean_fill = np.where(hide, samples.mean(0), np.nan)
-        err = np.where(hide, mean_fill - prep.values, 0.0)
+        err = np.nan_to_num(np.where(hide, mean_fill - prep.values, 0.0))  # not filled: 0
         valid = (prep.observed & prep.ocean[:, None])[:, steps_h]
         err_psd.append(metrics.zonal_spectrum(err[:, steps_h], valid, spectrum_length))
         if by_time:
@@ -232,6 +239,8 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     for key in ("fit_seconds", "fill_seconds", "n_not_filled"):
         data[key] = (("model",), np.array([r[key] for r in rows]))
     data["pit"] = (("model", "rank"), np.array(pit))
+    data["prediction"] = (("model", "point"), np.array(predictions))
+    data["truth"] = (("point",), truth_p)
     wl = spectrum_length / np.arange(1, spectrum_length // 2 + 1)
     data["psd_observed"] = (("wavelength",), sig_psd[1:])
     data["psd_error"] = (("model", "wavelength"), np.array([e[1:] for e in err_psd]))
@@ -255,6 +264,14 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
 
     hold = _to_source_layout(prep, hide[None].astype(np.int8), ("sample",))[0].astype(bool)
     out["holdout"] = xr.DataArray(hold, dims=prep.source.dims, coords=prep.source.coords)
+    maps = np.full((len(names),) + hide.shape, np.nan, dtype=np.float32)
+    for i, pred in enumerate(predictions):
+        maps[i][hide] = pred
+    out["prediction_map"] = xr.DataArray(
+        _to_source_layout(prep, maps, ("model",)), dims=("model",) + prep.source.dims,
+        coords={**{k: v for k, v in prep.source.coords.items()}, "model": names},
+        attrs={"long_name": "ensemble-mean prediction at held-out pixels (NaN elsewhere)",
+               "units": str(da.attrs.get("units", ""))})
     out["wavelength"].attrs = {"units": "pixels", "long_name": "zonal wavelength"}
     out["effective_resolution"].attrs = {
         "units": "pixels", "long_name": "shortest resolved zonal wavelength",

@@ -1,0 +1,202 @@
+"""Diffusion and VAE gap fillers: exact observed pixels, skill on a field with known structure,
+seeded reproducibility across tilings, save/load, samplers and budgets."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import xgenfill
+from xgenfill.errors import GenfillError, WeightsError
+from xgenfill.models.diffusion import DiffusionFiller, edm_sigmas, repaint_schedule
+from xgenfill.models.io import load_model
+from xgenfill.models.nets import UNet, receptive_radius
+from xgenfill.models.vae import VAEFiller
+
+from .conftest import TINY, make_chl, make_field
+
+KINDS = ["diffusion", "vae"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_member_reproduces_observed_pixels(tiny_models, kind):
+    da = make_chl()
+    out = xgenfill.inpaint(da, model=tiny_models[kind], n_samples=3, seed=1)
+    assert out.dims == ("sample",) + da.dims and out.sizes["sample"] == 3
+    obs = np.isfinite(da.values)
+    for k in range(3):
+        assert np.array_equal(out.values[k][obs], da.values[obs])
+    land = ~obs.any(0)
+    assert np.isnan(out.values[:, :, land]).all()
+    assert np.isfinite(out.values[:, :, ~land]).all()
+    assert not np.array_equal(out.values[0], out.values[1])  # members differ
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_beats_mean_fill_on_known_structure(tiny_models, kind):
+    da = make_chl(seed=0)
+    truth = make_field(seed=0)
+    out = xgenfill.inpaint(da, model=tiny_models[kind], n_samples=4, seed=0,
+                           return_dataset=True)
+    gaps = out.chl_filled_flag.values == 1
+    err = np.sqrt(np.mean((np.log10(out.chl.values[gaps]) - truth[gaps]) ** 2))
+    mean_err = np.sqrt(np.mean((np.nanmean(np.log10(da.values)) - truth[gaps]) ** 2))
+    assert err < 0.6 * mean_err, (err, mean_err)
+    unc = out.chl_uncertainty.values[gaps]
+    assert (unc > 0).all() and out.chl_uncertainty.attrs["transform"] == "log10"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_output_whatever_the_tiling(tiny_models, kind):
+    da = make_chl(nt=12, ny=40, nx=56)
+    model = tiny_models[kind]
+    ref = xgenfill.inpaint(da, model=model, n_samples=2, seed=7)
+    for tile, batch in ((8, 3), (16, 5), (24, 64)):
+        m = model.copy()
+        m.tile, m.batch_size, m.time_batch = tile, batch, 5
+        other = xgenfill.inpaint(da, model=m, n_samples=2, seed=7)
+        np.testing.assert_allclose(other.values, ref.values, rtol=2e-5, atol=1e-6)
+    again = xgenfill.inpaint(da, model=model, n_samples=2, seed=7)
+    np.testing.assert_array_equal(again.values, ref.values)
+    different = xgenfill.inpaint(da, model=model, n_samples=2, seed=8)
+    assert not np.allclose(different.values, ref.values, equal_nan=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(tiny_models, kind, tmp_path):
+    da = make_chl()
+    model = tiny_models[kind]
+    path = model.save(tmp_path / f"tiny-{kind}")
+    assert path.suffix == ".safetensors" and path.with_suffix(".json").exists()
+    back = load_model(path, device="cpu")
+    assert back.meta["variable"] == "chl" and back.meta["transform"] == "log10"
+    assert back.meta["normalisation"]["std"][0] > 0
+    assert back.meta["training"]["steps"] >= 1
+    a = xgenfill.inpaint(da, model=model, n_samples=2, seed=3)
+    b = xgenfill.inpaint(da, model=back, n_samples=2, seed=3)
+    np.testing.assert_array_equal(a.values, b.values)
+    c = xgenfill.inpaint(da, model=str(path), n_samples=2, seed=3)  # model= a local path
+    np.testing.assert_array_equal(a.values, c.values)
+    assert "sha256:" in c.attrs["history"]
+
+
+def test_corrupted_and_truncated_weights_are_refused(tiny_models, tmp_path):
+    path = tiny_models["diffusion"].save(tmp_path / "m")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="corrupted or truncated"):
+        load_model(path)
+    path.write_bytes(b"\x80\x04pickle-not-safetensors" + data[30:])
+    with pytest.raises(WeightsError):
+        load_model(path, expected_sha256=None)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(WeightsError, match="missing"):
+        load_model(path)
+
+
+def test_pickle_is_never_loaded(tmp_path):
+    import json
+
+    import torch
+
+    p = tmp_path / "evil.safetensors"
+    torch.save({"x": torch.zeros(2)}, p)  # a pickle archive
+    cfg = {"kind": "diffusion", "arch": {"window": 2, "widths": [8, 16]}}
+    p.with_suffix(".json").write_text(json.dumps(cfg))
+    with pytest.raises(WeightsError, match="cannot be read"):
+        load_model(p)
+
+
+def test_network_call_budget():
+    assert DiffusionFiller(**TINY).nfe() <= 20
+    rp = DiffusionFiller(**TINY, sampler="repaint")
+    assert rp.nfe() <= 20
+    path = repaint_schedule(10, 2, 2)
+    ups = sum(1 for a, b in zip(path, path[1:]) if b < a)
+    assert path[0] == 0 and path[-1] == 10 and ups == 2 * 4  # 4 jump points, 1 resample each
+    sig = edm_sigmas(6)
+    assert sig[-1] == 0 and all(a > b for a, b in zip(sig, sig[1:]))
+
+
+def test_repaint_sampler_runs_and_keeps_observations(tiny_models):
+    da = make_chl(nt=10)
+    m = tiny_models["diffusion"].copy()
+    m.options["sampler"] = "repaint"
+    out = xgenfill.inpaint(da, model=m, n_samples=2, seed=0, return_dataset=True)
+    obs = np.isfinite(da.values)
+    assert np.array_equal(out.chl.values[obs], da.values[obs])
+    assert int((out.chl_filled_flag == 1).sum()) == int((~obs & obs.any(0)).sum())
+    with pytest.raises(GenfillError, match="unknown sampler"):
+        m.options["sampler"] = "nope"
+        xgenfill.inpaint(da, model=m)
+
+
+def test_receptive_radius_formula():
+    for widths in ((8, 16), (8, 16, 16), (8, 16, 16, 16)):
+        net = UNet(3, 1, widths, emb_dim=0)
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.Conv2d):
+                torch.nn.init.normal_(mod.weight, std=0.1)
+        model = DiffusionFiller(widths=widths, window=0)
+        assert receptive_radius(net, 3) <= model.receptive_radius
+
+
+def test_training_budgets_and_metadata():
+    da = make_chl(nt=30)
+    m = xgenfill.train(da, model="vae", max_steps=7, progress=False, **TINY)
+    assert m.meta["training"]["steps"] == 7 and m.meta["trained_on"] == "user"
+    assert m.meta["training"]["stopped_by"] in ("max_steps", "early_stopping")
+    m = xgenfill.train(da, model="diffusion", max_steps=10**6, max_time=2, progress=False, **TINY)
+    assert m.meta["training"]["stopped_by"] == "max_time"
+    assert m.meta["training"]["seconds"] < 10
+    with pytest.raises(GenfillError, match="cannot train"):
+        xgenfill.train(da, model="dineof")
+
+
+def test_accessor_fit_and_fine_tune_from_pretrained():
+    da = make_chl(nt=30)
+    m = da.genfill.fit(model="diffusion", max_steps=3, progress=False, init="diffusion",
+                       device="cpu")
+    assert m.kind == "diffusion" and m.meta["training"]["steps"] == 3
+    assert "continued" not in m.meta  # fine-tuned copy, the embedded model is untouched
+    base = xgenfill.models()
+    assert any(r["name"] == "diffusion-chl-v1" for r in base)
+
+
+def test_embedded_default_fills_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("XGENFILL_OFFLINE", "1")
+    monkeypatch.setenv("XGENFILL_CACHE_DIR", str(tmp_path))
+    da = make_chl(nt=8)
+    out = da.genfill.inpaint(return_dataset=True)  # model="diffusion" by default
+    assert "diffusion-chl-v1" in out.chl.attrs["history"] or "sha256:b41b5f" in \
+        out.chl.attrs["history"]
+    assert int((out.chl_filled_flag == 1).sum()) > 0
+
+
+def test_ensemble_dataset_form_has_mean_and_spread(tiny_models):
+    da = make_chl(nt=10)
+    ds = xgenfill.inpaint(da, model=tiny_models["vae"], n_samples=4, return_dataset=True)
+    assert "sample" not in ds.dims
+    members = xgenfill.inpaint(da, model=tiny_models["vae"], n_samples=4)
+    gaps = ds.chl_filled_flag.values == 1
+    logm = np.log10(members.values)
+    np.testing.assert_allclose(np.log10(ds.chl.values[gaps]), logm.mean(0)[gaps], rtol=1e-4)
+    np.testing.assert_allclose(ds.chl_uncertainty.values[gaps], logm.std(0, ddof=1)[gaps],
+                               rtol=1e-3, atol=1e-6)
+
+
+def test_absent_gpu_is_a_clear_error(tiny_models):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    m = tiny_models["vae"].copy()
+    m.device, m._dev = "cuda", None
+    with pytest.raises(GenfillError, match="CUDA is not available"):
+        xgenfill.inpaint(make_chl(nt=5), model=m)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_matches_cpu(tiny_models):
+    da = make_chl(nt=6)
+    cpu = xgenfill.inpaint(da, model=tiny_models["vae"], seed=0)
+    gpu = xgenfill.inpaint(da, model=tiny_models["vae"].copy().to("cuda"), seed=0)
+    np.testing.assert_allclose(gpu.values, cpu.values, rtol=0.05, equal_nan=True)
