@@ -29,10 +29,12 @@ def _call_repr(model: Any, **kw: Any) -> str:
     return f"xgenfill.inpaint({args})"
 
 
-def build_filler(model: "str | Path | Filler", prep: Prepared, **model_kwargs: Any) -> Filler:
-    """Build a model; the generic pretrained names pick the chl or SST family from the data."""
+def build_filler(model: "str | Path | Filler", transform_name: str, **model_kwargs: Any
+                 ) -> Filler:
+    """Build a model; the generic pretrained names pick the chl or SST family from the
+    data's transform (log10: chlorophyll-like)."""
     if isinstance(model, str) and model in ("diffusion", "vae"):
-        family = "chl" if prep.transform.name == "log10" else "sst"
+        family = "chl" if transform_name == "log10" else "sst"
         return get_filler(model, variable=family, **model_kwargs)
     return get_filler(model, **model_kwargs)
 
@@ -63,7 +65,9 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     ----------
     da
         Field with a time axis and two spatial axes, found from CF metadata whatever their
-        names or order; other dimensions are filled independently.
+        names or order; other dimensions are filled independently. A dask-backed input gives
+        a lazy dask-backed result (nothing is computed until you ask; input checks that need
+        the values then run at compute time).
     model
         ``"diffusion"`` (default: the pretrained conditional diffusion model; the one embedded
         in the package when nothing else is cached), ``"vae"``, ``"dineof"``, a baseline
@@ -99,11 +103,25 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     """
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
-    prep = prepare(da, mask=mask, transform=transform, dims=dims)
-    filler = build_filler(model, prep, **model_kwargs)
+    from .lazy import inpaint_lazy, is_lazy
+
+    lazy = isinstance(da, xr.DataArray) and is_lazy(da)
+    if lazy:
+        from .transforms import choose_transform
+
+        tf_name = choose_transform(da, np.empty(0), transform).name
+    else:
+        prep = prepare(da, mask=mask, transform=transform, dims=dims)
+        tf_name = prep.transform.name
+    filler = build_filler(model, tf_name, **model_kwargs)
     if n_samples > 1 and not filler.stochastic:
         raise GenfillError(f"model {filler.name!r} is deterministic: n_samples must be 1 "
                            "(use model='diffusion' or 'vae' for ensembles)")
+    if lazy:
+        call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
+        return inpaint_lazy(da, filler, n_samples=n_samples, seed=seed, mask=mask,
+                            transform=transform, dims=dims, return_dataset=return_dataset,
+                            call=call)
     fills = run_filler(filler, prep, n_samples, seed)
     call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
     result = assemble(prep, fills, call=call, weights=filler.weights_hash,

@@ -30,13 +30,15 @@ def dineof_cv_count(n_sea_values: int) -> int:
 
 def transplant_clouds(observed: np.ndarray, ocean: np.ndarray, fraction: float = 0.1,
                       rng: np.random.Generator | int | None = 0, targets: np.ndarray | None = None,
-                      donors: np.ndarray | None = None) -> np.ndarray:
+                      donors: np.ndarray | None = None, keep: float = 0.5) -> np.ndarray:
     """Hide observed pixels under real cloud masks taken from other time steps.
 
     Target steps are taken from the clearest down (or from ``targets``); each receives the
     cloud mask of a randomly chosen donor step (from ``donors``, default: every step whose
     ocean is 10-90 % cloudy). Stops once ``fraction`` of all observed pixels is hidden, or when
-    every target has been used.
+    every target has been used. A pixel is never hidden so often that it keeps less than
+    ``keep`` of its observations (on small domains, persistently cloudy coastal pixels would
+    otherwise lose their whole record and could not be filled by any method).
     """
     rng = np.random.default_rng(rng)
     observed = observed & ocean[None]
@@ -56,17 +58,20 @@ def transplant_clouds(observed: np.ndarray, ocean: np.ndarray, fraction: float =
         return hidden
     goal = fraction * observed.sum()
     n_hidden = 0
+    n_obs = observed.sum(axis=0)
+    budget = np.floor((1.0 - keep) * n_obs).astype(int)  # how often each pixel may be hidden
     for t in targets:
         choices = donors[donors != t]
         if choices.size == 0:
             continue
         donor = rng.choice(choices)
         cloud = ~observed[donor] & ocean
-        hide = observed[t] & cloud
+        hide = observed[t] & cloud & (budget > 0)
         # Never hide a whole image: keep at least a few observations for context.
         if hide.sum() >= observed[t].sum():
             continue
         hidden[t] = hide
+        budget -= hide
         n_hidden += int(hide.sum())
         if n_hidden >= goal:
             break

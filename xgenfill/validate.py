@@ -89,7 +89,7 @@ def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepa
         label, filler = spec.name, spec
     else:
         label = str(spec)
-        filler = build_filler(spec, prep, **model_kwargs.get(label, {}))
+        filler = build_filler(spec, prep.transform.name, **model_kwargs.get(label, {}))
     fit_seconds = 0.0
     if isinstance(filler, NeuralFiller):
         trained_on_user = filler.meta.get("trained_on") == "user"
@@ -110,7 +110,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
              n_samples: int = 8, cloud_size: int = 500, mask=None, transform: str = "auto",
              dims: dict[str, str] | None = None, by_time: bool = False,
              fit: dict | None = None, model_kwargs: dict[str, dict] | None = None,
-             spectrum_length: int = 32) -> xr.Dataset:
+             spectrum_length: int = 32, keep_members: bool = False) -> xr.Dataset:
     """Hide observed pixels, fill them with each model, and score the fills there.
 
     Parameters
@@ -133,6 +133,9 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         reaches training.
     by_time
         Also return RMSE, bias and n per time step.
+    keep_members
+        Also return every member at every held-out pixel (``members``, transformed units), e.g.
+        to score several models on the pixels they all filled.
 
     Returns
     -------
@@ -168,7 +171,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     time_idx = np.nonzero(hide)[1]
     kmax = max(n_samples, 1)
     pit = []
-    err_psd, per_time, filled_q, predictions = [], [], [], []
+    err_psd, per_time, filled_q, predictions, all_members = [], [], [], [], []
     obs_fields = np.where(prep.ocean[:, None], prep.values, np.nan)
     for spec in models:
         label, filler, fit_s = _resolve(spec, model_kwargs, fit, cubes, prep)
@@ -181,6 +184,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         ok = np.isfinite(members).all(0)
         best = members.mean(0)
         predictions.append(tf.inverse(best))
+        all_members.append(np.pad(members, ((0, kmax - k), (0, 0)), constant_values=np.nan))
         row: dict[str, Any] = {"fit_seconds": fit_s, "fill_seconds": fill_s,
                                "n_not_filled": int((~ok).sum())}
         for space, pred, truth in (("transformed", best, truth_t),
@@ -241,6 +245,9 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     data["pit"] = (("model", "rank"), np.array(pit))
     data["prediction"] = (("model", "point"), np.array(predictions))
     data["truth"] = (("point",), truth_p)
+    if keep_members:
+        data["members"] = (("model", "member", "point"), np.array(all_members))
+        data["truth_transformed"] = (("point",), truth_t)
     wl = spectrum_length / np.arange(1, spectrum_length // 2 + 1)
     data["psd_observed"] = (("wavelength",), sig_psd[1:])
     data["psd_error"] = (("model", "wavelength"), np.array([e[1:] for e in err_psd]))

@@ -147,14 +147,18 @@ def load(name: str, progress: bool = True, **overrides: Any):
     entry = _get(name)
     stem = fetch(name, progress)
     try:
-        return load_model(stem, expected_sha256=entry.files[entry.weights_file], **overrides)
+        model = load_model(stem, expected_sha256=entry.files[entry.weights_file], **overrides)
+        model.source = name
+        return model
     except WeightsError:
         if entry.embedded or offline():
             raise
         for f in entry.files:
             (cache_dir() / f).unlink(missing_ok=True)
         stem = fetch(name, progress)
-        return load_model(stem, expected_sha256=entry.files[entry.weights_file], **overrides)
+        model = load_model(stem, expected_sha256=entry.files[entry.weights_file], **overrides)
+        model.source = name
+        return model
 
 
 def download(names: list[str] | None = None, progress: bool = True) -> list[Path]:

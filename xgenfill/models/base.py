@@ -27,6 +27,7 @@ class Cube:
     periodic_x: bool = False
     covariates: np.ndarray | None = None  # (C, T, Y, X) normalised extra inputs, NaN allowed
     steps: np.ndarray | None = None  # (T,) bool: only these time steps need filling (None: all)
+    t_offset: int = 0  # absolute index of the first step (keeps random draws chunk-independent)
 
     @property
     def observed(self) -> np.ndarray:

@@ -136,7 +136,7 @@ class DiffusionFiller(NeuralFiller):
         return self._precondition(x, smap, raw)
 
     # -- sampling -----------------------------------------------------------------------------
-    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply):
+    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
         import torch
 
         # members are sampled in groups small enough that the network input stays ~1 GB
@@ -144,10 +144,11 @@ class DiffusionFiller(NeuralFiller):
         per_member = b * (c + 3) * ny * nx * 4
         group = max(1, min(n_samples, int(1e9 // max(per_member, 1))))
         parts = [self._sample_members(field, ts, ctx, list(range(m, min(m + group, n_samples))),
-                                      seed, apply) for m in range(0, n_samples, group)]
+                                      seed, apply, draw) for m in range(0, n_samples, group)]
         return torch.cat(parts)
 
-    def _sample_members(self, field, ts, ctx, members: list[int], seed: int, apply):
+    def _sample_members(self, field, ts, ctx, members: list[int], seed: int, apply,
+                        draw: dict):
         import torch
 
         from ..tiling import hash_normal
@@ -166,12 +167,13 @@ class DiffusionFiller(NeuralFiller):
 
         def noise(step: int):
             return torch.cat([hash_normal((b, ny, nx), seed=seed, member=m, step=step,
-                                          t_index=ts, device=dev) for m in members])
+                                          t_index=draw["t_abs"], device=dev) for m in members])
 
         def denoise(x, sigma: float):
             smap = gap_k.float() * sigma
             inp = self._inputs(x, smap, vis_k, ctx_k)
-            raw = self.tiled(apply, inp, cond_scalar=math.log(max(sigma, 1e-3)) / 4)[:, 0]
+            raw = self.tiled(apply, inp, cond_scalar=math.log(max(sigma, 1e-3)) / 4,
+                             periodic_x=draw["periodic_x"])[:, 0]
             return self._precondition(x, smap, raw.to(x.dtype))
 
         def keep(x):

@@ -86,4 +86,5 @@ def load_model(path: str | Path, expected_sha256: str | None = None, **overrides
     model.net.eval()
     model.meta = dict(cfg.get("meta", {}))
     model.weights_hash = "sha256:" + digest
+    model.source = str(weights.with_suffix(""))
     return model

@@ -70,6 +70,7 @@ class NeuralFiller(Filler):
         self.progress = progress
         self.meta: dict[str, Any] = {}
         self.weights_hash: str | None = None
+        self.source: str | None = None  # registry name or file it was loaded from
         self.net = self.build_net()
         self._dev = None
 
@@ -88,7 +89,10 @@ class NeuralFiller(Filler):
         """Deterministic best estimate at the batch's pixels (for validation)."""
         raise NotImplementedError
 
-    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply):  # pragma: no cover
+    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict
+                     ):  # pragma: no cover
+        """Members (K, B, Y, X) for the steps ``ts``; ``draw`` holds ``t_abs`` (absolute step
+        indices, for the counter-based noise) and ``periodic_x``."""
         raise NotImplementedError
 
     # -- properties ---------------------------------------------------------------------------
@@ -135,7 +139,7 @@ class NeuralFiller(Filler):
 
         return run
 
-    def tiled(self, fn, x, cond_scalar: float | None = None):
+    def tiled(self, fn, x, cond_scalar: float | None = None, periodic_x: bool = False):
         """Run ``fn(windows, cond)`` over x (B, C, Y, X) tile by tile."""
         import torch
 
@@ -148,7 +152,7 @@ class NeuralFiller(Filler):
 
         halo = self.receptive_radius if self.halo is None else self.halo
         return tiled_apply(call, x, tile=self.tile, halo=halo, multiple=self.multiple,
-                           periodic_x=getattr(self, "_periodic", False),
+                           periodic_x=periodic_x,
                            batch_size=self.batch_size)
 
     # -- public -------------------------------------------------------------------------------
@@ -160,7 +164,6 @@ class NeuralFiller(Filler):
         t0 = time.perf_counter()
         dev = self._device()
         self.net.eval()
-        self._periodic = cube.periodic_x
         seed = 0 if seed is None else int(seed)
         field = FieldTensors(cube.values, cube.ocean, cube.doy, cube.covariates, device=dev)
         gaps = cube.gaps
@@ -176,7 +179,9 @@ class NeuralFiller(Filler):
         for ts in batches:
             ts_t = torch.as_tensor(ts, device=dev)
             ctx = context_channels(field, ts_t, self.window)
-            res = self.sample_steps(field, ts_t, ctx, n_samples, seed, apply)  # (K, B, Y, X)
+            # the model holds no per-call state: dask threads may share it
+            draw = {"t_abs": ts_t + int(cube.t_offset), "periodic_x": cube.periodic_x}
+            res = self.sample_steps(field, ts_t, ctx, n_samples, seed, apply, draw)  # (K,B,Y,X)
             out[:, ts] = res.float().cpu().numpy()
             if bar is not None:
                 bar.update(len(ts))
@@ -198,6 +203,7 @@ class NeuralFiller(Filler):
         self.meta.setdefault("training", {}).update(history)
         self.meta["training_kwargs"] = {k: v for k, v in kwargs.items() if k != "progress"}
         self.weights_hash = None  # weights changed: the saved hash no longer applies
+        self.source = None
         return self
 
     def fresh(self) -> "NeuralFiller":
@@ -227,6 +233,7 @@ class NeuralFiller(Filler):
         cfg["weights_sha256"] = sha256_file(weights)
         stem.with_suffix(".json").write_text(json.dumps(cfg, indent=1, default=_jsonable))
         self.weights_hash = "sha256:" + cfg["weights_sha256"]
+        self.source = str(stem)
         return weights
 
     def copy(self) -> "NeuralFiller":

@@ -135,7 +135,7 @@ class VAEFiller(NeuralFiller):
         mu_p, _ = self._stats(self.net.prior, y_vis, visible, ctx)
         return self._decode(y_vis, visible, ctx, mu_p)[0]
 
-    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply):
+    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
         import math
 
         import torch
@@ -157,21 +157,22 @@ class VAEFiller(NeuralFiller):
                 out = prior(w)
             return F.interpolate(out, scale_factor=LATENT_FACTOR, mode="nearest")
 
-        stats = self.tiled(run_prior, prior_in)  # (B, 2*lat, Y, X), constant on 4x4 blocks
+        stats = self.tiled(run_prior, prior_in, periodic_x=draw["periodic_x"])  # 4x4 blocks
         mu_p, logvar_p = stats[:, :lat], stats[:, lat:].clamp(-10.0, 10.0)
         members = []
         for m in range(n_samples):
             # latent noise on the absolute 1/4 grid: independent of tiling
             eps = torch.stack([hash_normal((b, ly, lx), seed=seed, member=m, step=1000 + c,
-                                           t_index=ts, device=dev) for c in range(lat)], 1)
+                                           t_index=draw["t_abs"], device=dev) for c in range(lat)], 1)
             eps = F.interpolate(eps, scale_factor=LATENT_FACTOR, mode="nearest")[..., :ny, :nx]
             z_up = mu_p + torch.exp(0.5 * logvar_p) * eps
             inp = self._decoder_input(y_vis, visible, ctx, z_up)
-            out = self.tiled(apply, inp)
+            out = self.tiled(apply, inp, periodic_x=draw["periodic_x"])
             # pixel noise never wider than the data's own spread (guards against outliers)
             mean, log_s2 = out[:, 0], out[:, 1].clamp(-10.0, 0.0)
             if self.options["sample_noise"] and n_samples > 1:
-                eps = hash_normal((b, ny, nx), seed=seed, member=m, step=2000, t_index=ts,
+                eps = hash_normal((b, ny, nx), seed=seed, member=m, step=2000,
+                                  t_index=draw["t_abs"],
                                   device=dev)
                 mean = mean + torch.exp(0.5 * log_s2) * eps
             members.append(mean)

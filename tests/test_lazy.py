@@ -1,0 +1,114 @@
+"""Dask inputs: lazy results, equality with the eager path across chunkings, small graphs,
+dask.distributed with worker processes (and a worker killed mid-computation)."""
+
+import os
+
+import cloudpickle
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+
+import xgenfill
+from xgenfill import lazy
+
+from .conftest import make_chl
+
+
+class CountingScheduler:
+    """A dask scheduler that raises once more than ``max_computes`` computes happen
+    (the cf-xarray / xarray ``raise_if_dask_computes`` pattern)."""
+
+    def __init__(self, max_computes=0):
+        self.total_computes = 0
+        self.max_computes = max_computes
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.total_computes += 1
+        if self.total_computes > self.max_computes:
+            raise RuntimeError(f"too many computes: {self.total_computes}")
+        return dask.get(dsk, keys, **kwargs)
+
+
+def raise_if_dask_computes(max_computes=0):
+    return dask.config.set(scheduler=CountingScheduler(max_computes))
+
+
+@pytest.mark.parametrize("model", ["vae", "diffusion", "dineof", "linear_time"])
+def test_inpaint_on_dask_is_lazy(model):
+    da = make_chl(nt=40).chunk(time=10)
+    with raise_if_dask_computes():
+        out = xgenfill.inpaint(da, model=model, return_dataset=True)
+    for v in out.data_vars.values():
+        assert hasattr(v.data, "dask")
+    assert out.chl.dims == da.dims
+
+
+@pytest.mark.parametrize("model,kw,rtol", [("vae", dict(n_samples=3, seed=2), 2e-5),
+                                           ("diffusion", dict(seed=4), 2e-5),
+                                           # iterative SVD: last-bit differences of the
+                                           # lazily reduced statistics are amplified a little
+                                           ("dineof", {}, 2e-3)])
+def test_same_result_across_chunkings_and_eager(model, kw, rtol):
+    da = make_chl(nt=36)
+    eager = xgenfill.inpaint(da, model=model, return_dataset=True, **kw)
+    for chunks in ({"time": 12}, {"time": 20, "lat": 8}, {"time": -1}):
+        lazy_out = xgenfill.inpaint(da.chunk(chunks), model=model, return_dataset=True,
+                                    **kw).compute()
+        np.testing.assert_allclose(lazy_out.chl.values, eager.chl.values, rtol=rtol)
+        np.testing.assert_array_equal(lazy_out.chl_filled_flag.values,
+                                      eager.chl_filled_flag.values)
+        obs = np.isfinite(da.values)
+        assert np.array_equal(lazy_out.chl.values[obs], da.values[obs])
+
+
+def test_members_along_sample_dim_lazily():
+    da = make_chl(nt=24)
+    eager = xgenfill.inpaint(da, model="vae", n_samples=2, seed=5)
+    out = xgenfill.inpaint(da.chunk(time=12), model="vae", n_samples=2, seed=5)
+    assert out.dims == ("sample",) + da.dims and hasattr(out.data, "dask")
+    np.testing.assert_allclose(out.values, eager.values, rtol=2e-5)
+
+
+def test_no_weights_in_the_graph_and_one_load_per_worker():
+    da = make_chl(nt=40).chunk(time=10)
+    out = xgenfill.inpaint(da, model="vae")
+    graph = dict(out.data.__dask_graph__())
+    size = len(cloudpickle.dumps(graph))
+    weights = os.path.getsize(
+        os.path.join(os.path.dirname(xgenfill.__file__), "models/weights/vae-chl-v1.safetensors"))
+    assert size < weights / 4, (size, weights)
+    lazy._CACHE.clear()
+    out.compute(scheduler="threads")
+    assert len(lazy._CACHE) == 1
+
+
+def test_bad_values_raise_at_compute():
+    da = make_chl(nt=20)
+    da[2, 10, 10] = -1.0
+    out = xgenfill.inpaint(da.chunk(time=10), model="vae")
+    with pytest.raises(xgenfill.GenfillError, match="non-positive"):
+        out.compute()
+
+
+def test_distributed_two_worker_processes_and_a_killed_worker():
+    distributed = pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    da = make_chl(nt=48)
+    expected = xgenfill.inpaint(da, model="vae", n_samples=2, seed=1)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        lazy_out = xgenfill.inpaint(da.chunk(time=12), model="vae", n_samples=2, seed=1)
+        result = lazy_out.compute()
+        np.testing.assert_allclose(result.values, expected.values, rtol=2e-5)
+        # kill one worker while the graph runs: the nanny restarts it, tasks are retried
+        future = client.compute(lazy_out.data, retries=3)
+        workers = list(client.scheduler_info()["workers"])
+        try:
+            client.run(os._exit, 1, workers=[workers[0]], wait=False)
+        except Exception:
+            pass
+        values = future.result(timeout=120)
+        np.testing.assert_allclose(values, expected.values, rtol=2e-5)
+    _ = distributed

@@ -1,0 +1,282 @@
+"""Lazy (dask) execution of :func:`xgenfill.inpaint`.
+
+A dask-backed input gives a dask-backed result and nothing is computed until the user asks.
+Time chunks are kept and exchange halos with their neighbours (``dask.array.overlap``) as deep
+as the model's temporal context; each spatial field is one chunk, because the sampler couples
+the whole image at every step (the tile loop inside a chunk bounds memory instead). Models that
+need the whole record (DINEOF, the temporal baselines) run on one time chunk.
+
+Only a small *spec* of the model goes into the graph when it has one (registry name or file
+path, weights hash, options): each worker process loads it once through a cache keyed by that
+spec and the device. In-memory models go in once, as a single shared graph key.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .axes import check_coordinates, find_axes
+from .errors import GenfillError
+from .models.base import Cube, Filler
+from .post import FILLED, FLAG_MEANINGS, FLAG_VALUES, LAND, NOT_FILLED, OBSERVED, history_line
+from .prepare import MIN_SIZE, decode_input
+from .transforms import choose_transform
+
+__all__ = ["is_lazy", "inpaint_lazy", "time_depth"]
+
+_CACHE: dict[tuple, Filler] = {}
+_LOCK = threading.Lock()
+
+
+def is_lazy(da: xr.DataArray) -> bool:
+    return hasattr(da.data, "dask") or type(da.data).__module__.startswith("dask")
+
+
+def time_depth(filler: Filler) -> int | None:
+    """Halo (in steps) a time chunk needs, or None when the model needs the whole record."""
+    from .models.context import CLIM_HALF
+    from .models.neural import NeuralFiller
+
+    if isinstance(filler, NeuralFiller):
+        return max(filler.window, CLIM_HALF)
+    return 0 if not filler.needs_time else None
+
+
+def model_spec(filler: Filler) -> dict[str, Any] | None:
+    """A few strings that rebuild ``filler`` on a worker, or None for in-memory models."""
+    source = getattr(filler, "source", None)
+    if source is None:
+        return None
+    return {"source": source, "hash": filler.weights_hash,
+            "options": dict(getattr(filler, "options", {})),
+            "runtime": {k: getattr(filler, k) for k in ("device", "tile", "halo", "batch_size",
+                                                         "time_batch")}}
+
+
+def _load_cached(spec: dict[str, Any]) -> Filler:
+    from .device import resolve_device
+    from .models.registry import get_filler
+
+    device = str(resolve_device(spec["runtime"]["device"]))
+    key = (spec["source"], spec["hash"], device, tuple(sorted(spec["options"].items())))
+    with _LOCK:
+        if key not in _CACHE:
+            runtime = {**spec["runtime"], "device": device}
+            model = get_filler(spec["source"], **runtime, **spec["options"])
+            if spec["hash"] and model.weights_hash != spec["hash"]:
+                raise GenfillError(f"model {spec['source']} on this worker has hash "
+                                   f"{model.weights_hash}, expected {spec['hash']}")
+            _CACHE[key] = model
+        return _CACHE[key]
+
+
+def _torch_threads() -> None:
+    """Avoid oversubscription: torch gets the cores left per dask thread."""
+    import torch
+
+    try:
+        from distributed import get_worker
+
+        nthreads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        nthreads = 1 if threading.current_thread() is threading.main_thread() else (
+            os.cpu_count() or 1)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(nthreads, 1)))
+
+
+def _forward_block(block: np.ndarray, transform: str, var_name: str) -> np.ndarray:
+    """Transform one block, refusing values outside the transform's domain."""
+    from .transforms import TRANSFORMS
+
+    tf = TRANSFORMS[transform]
+    if np.isinf(block).any():
+        raise GenfillError(f"{var_name!r} contains +/-inf; replace them with NaN first")
+    tf.check(block, var_name)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tf.forward(block)
+
+
+def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, starts, depth,
+                doy, time_index, periodic_x, block_id=None):
+    """Fill one (extra..., T_block, Y, X) block of transformed values; returns members in
+    transformed units, (K, extra..., T_core, Y, X)."""
+    filler = _load_cached(spec) if spec is not None else model
+    _torch_threads()
+    i = block_id[-3]
+    core0 = starts[i]
+    lo = core0 - (depth if i > 0 else 0)
+    n_core = starts[i + 1] - core0
+    tb = values.shape[-3]
+    extra_shape = values.shape[:-3]
+    v = values.reshape((-1,) + values.shape[-3:])
+    oc = ocean[..., 0, :, :].reshape((-1,) + ocean.shape[-2:])  # (fields, Y, X)
+    m = mean.reshape(-1)
+    s = std.reshape(-1)
+    steps = np.zeros(tb, bool)
+    steps[core0 - lo:core0 - lo + n_core] = True
+    out = np.full((n_samples, v.shape[0], n_core) + v.shape[-2:], np.nan, np.float32)
+    for f in range(v.shape[0]):
+        norm = ((v[f] - m[f]) / s[f]).astype(np.float32)
+        norm = np.where(oc[f][None], norm, np.nan)
+        cube = Cube(norm, oc[f], doy=None if doy is None else doy[lo:lo + tb],
+                    time_index=None if time_index is None else time_index[lo:lo + tb],
+                    periodic_x=periodic_x, steps=steps, t_offset=lo)
+        if not cube.gaps.any():
+            continue
+        fill = filler.fill(cube, n_samples=n_samples, seed=seed)
+        out[:, f] = fill.samples[:, steps] * s[f] + m[f]
+    return out.reshape((n_samples,) + extra_shape + (n_core,) + v.shape[-2:])
+
+
+def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int | None,
+                 mask, transform: str, dims, return_dataset: bool, call: str):
+    import dask.array as dsa
+    from dask.array.overlap import overlap
+
+    da = decode_input(da)
+    axes = find_axes(da, dims)
+    check_coordinates(da, axes)
+    ny, nx = da.sizes[axes.y], da.sizes[axes.x]
+    if ny < MIN_SIZE or nx < MIN_SIZE:
+        raise GenfillError(f"domain too small: {axes.y}={ny}, {axes.x}={nx}; at least "
+                           f"{MIN_SIZE} x {MIN_SIZE} points are needed")
+    if axes.time is None:
+        raise GenfillError("lazy (dask) filling needs a time axis; load single images first")
+    tf = choose_transform(da, np.empty(0), transform)  # metadata only: nothing is computed
+    nt = da.sizes[axes.time]
+    extra = axes.extra
+    ne = len(extra)
+    x = da.transpose(*axes.canonical).data
+    if not hasattr(x, "dask"):
+        x = dsa.from_array(x)
+    flip_y = axes.y in da.indexes and da.indexes[axes.y].is_monotonic_decreasing and ny > 1
+    flip_x = axes.x in da.indexes and da.indexes[axes.x].is_monotonic_decreasing and nx > 1
+    if flip_y:
+        x = x[..., ::-1, :]
+    if flip_x:
+        x = x[..., ::-1]
+    from .axes import is_periodic_longitude
+
+    periodic_x = is_periodic_longitude(da, axes)
+    depth = time_depth(filler)
+    t_chunks = x.chunks[ne] if depth is not None else (nt,)
+    if depth and min(t_chunks) < depth < nt:
+        # overlap needs chunks at least as long as the halo: merge short chunks
+        size = max(depth, max(t_chunks))
+        sizes = [min(size, nt - s) for s in range(0, nt, size)]
+        if len(sizes) > 1 and sizes[-1] < depth:
+            sizes[-2:] = [sizes[-2] + sizes[-1]]
+        t_chunks = tuple(sizes)
+    x = x.rechunk({ne: t_chunks, ne + 1: -1, ne + 2: -1}).astype(np.float64)
+
+    t = x.map_blocks(_forward_block, transform=tf.name, var_name=str(da.name), dtype=np.float64)
+    observed_ever = dsa.isfinite(x).any(axis=ne)
+    ocean = observed_ever
+    if mask is not None:
+        from .prepare import _user_mask
+
+        user = _user_mask(mask, da, axes).reshape(
+            tuple(da.sizes[d] for d in extra) + (ny, nx))
+        user = user[..., ::-1, :] if flip_y else user
+        user = user[..., ::-1] if flip_x else user
+        ocean = ocean & user
+    t = dsa.where(ocean[..., None, :, :], t, np.nan)
+    mean = dsa.nanmean(t, axis=(-3, -2, -1))
+    std = dsa.nanstd(t, axis=(-3, -2, -1))
+    std = dsa.where((std > 0) & dsa.isfinite(std), std, 1.0)
+    mean = dsa.where(dsa.isfinite(mean), mean, 0.0)
+
+    doy = time_index = None
+    if np.issubdtype(da[axes.time].dtype, np.datetime64):
+        doy = np.asarray(da[axes.time].dt.dayofyear.values, np.float32)
+        times = da[axes.time].values.astype("datetime64[ns]")
+        time_index = ((times - times[0]) / np.timedelta64(1, "D")).astype(np.float64)
+    else:
+        time_index = np.arange(nt, dtype=np.float64)
+    starts = np.concatenate([[0], np.cumsum(t_chunks)]).astype(int)
+    d = depth or 0
+    spec = model_spec(filler)
+    if spec is None:
+        from dask import delayed
+
+        model_arg = delayed(filler, pure=True)  # one graph key shared by every task
+    else:
+        model_arg = None
+    tt = overlap(t, depth={ne: d}, boundary="none") if d else t
+    oc_b = ocean.rechunk(tt.chunks[:ne] + tt.chunks[-2:])
+    mean_b = mean.rechunk(tt.chunks[:ne])
+    std_b = std.rechunk(tt.chunks[:ne])
+    out_chunks = ((n_samples,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
+                  + tt.chunks[-2:])
+    members = dsa.map_blocks(
+        _fill_block, tt, oc_b[..., None, :, :], mean_b[..., None, None, None],
+        std_b[..., None, None, None], dtype=np.float32, chunks=out_chunks, new_axis=0,
+        model=model_arg, spec=spec, n_samples=n_samples, seed=seed, starts=starts, depth=d,
+        doy=doy, time_index=time_index, periodic_x=periodic_x,
+        meta=np.empty((0,) * (ne + 4), np.float32))
+    members = members.astype(np.float64)
+    src_t = t  # transformed input (NaN = missing)
+    gap = dsa.isnan(src_t) & ocean[..., None, :, :]
+    finite = dsa.isfinite(members).all(axis=0)
+    best = members.mean(axis=0) if n_samples > 1 else members[0]
+    status = dsa.where(~ocean[..., None, :, :], LAND,
+                       dsa.where(~gap, OBSERVED, dsa.where(finite, FILLED, NOT_FILLED)))
+    status = status.astype(np.int8)
+
+    def back(arr):
+        if flip_y:
+            arr = arr[..., ::-1, :]
+        if flip_x:
+            arr = arr[..., ::-1]
+        order = [axes.canonical.index(dim) for dim in da.dims]
+        lead = arr.ndim - len(axes.canonical)
+        return arr.transpose(tuple(range(lead)) + tuple(lead + o for o in order))
+
+    src = da.data if hasattr(da.data, "dask") else dsa.from_array(da.data)
+    src = src.rechunk(back(t).chunks)
+    dtype = da.dtype
+
+    def merge(pred_t):
+        phys = tf.inverse(back(pred_t)).astype(dtype)
+        return dsa.where(back(status) == FILLED, phys, src)
+
+    attrs = dict(da.attrs)
+    attrs["history"] = call_hist = history_line(call, filler.weights_hash) + (
+        f"\n{da.attrs['history']}" if da.attrs.get("history") else "")
+    name = da.name if da.name is not None else "data"
+    if n_samples > 1 and not return_dataset:
+        data = dsa.stack([merge(members[k]) for k in range(n_samples)])
+        res = xr.DataArray(data, dims=("sample",) + da.dims, coords=da.coords, attrs=attrs,
+                           name=name).assign_coords(sample=np.arange(n_samples))
+        return res
+    result = xr.DataArray(merge(best), dims=da.dims, coords=da.coords, attrs=attrs, name=name)
+    result.encoding = dict(da.encoding)
+    if not return_dataset:
+        return result
+    flag_name, unc_name = f"{name}_filled_flag", f"{name}_uncertainty"
+    result.attrs["ancillary_variables"] = f"{flag_name} {unc_name}"
+    st = back(status)
+    std_name = da.attrs.get("standard_name")
+    flag = xr.DataArray(st, dims=da.dims, coords=da.coords, name=flag_name, attrs={
+        "long_name": f"gap-filling status of {name}",
+        "standard_name": f"{std_name} status_flag" if std_name else "status_flag",
+        "flag_values": FLAG_VALUES, "flag_meanings": FLAG_MEANINGS})
+    spread = (members.std(axis=0, ddof=1) if n_samples > 1
+              else dsa.full_like(best, np.nan))
+    unc = dsa.where(st == FILLED, back(spread), dsa.where(st == OBSERVED, 0.0, np.nan))
+    label = tf.label
+    uncertainty = xr.DataArray(unc.astype(np.float32), dims=da.dims, coords=da.coords,
+                               name=unc_name, attrs={
+        "long_name": f"standard deviation of {label + '(' + name + ')' if label else name} "
+                     "at filled pixels (0 where observed)",
+        "units": "1" if label else da.attrs.get("units", "1"), "transform": tf.name,
+        "comment": "ensemble spread of the generated members" if n_samples > 1 else
+                   "not available for a single lazy member"})
+    ds = xr.Dataset({name: result, flag_name: flag, unc_name: uncertainty})
+    ds.attrs = {"history": call_hist.split("\n")[0]}
+    return ds
