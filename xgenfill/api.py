@@ -58,7 +58,8 @@ def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None)
 def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_samples: int = 1,
             seed: int | None = 0, mask: xr.DataArray | np.ndarray | None = None,
             transform: str = "auto", dims: dict[str, str] | None = None,
-            return_dataset: bool = False, **model_kwargs: Any) -> xr.DataArray | xr.Dataset:
+            return_dataset: bool = False, progress: bool = True, **model_kwargs: Any
+            ) -> xr.DataArray | xr.Dataset:
     """Fill the gaps (NaN) of a gridded field.
 
     Parameters
@@ -91,6 +92,9 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     return_dataset
         Return a Dataset with ``<var>``, ``<var>_filled_flag`` (CF flags) and
         ``<var>_uncertainty`` linked through ``ancillary_variables``.
+    progress
+        Show a tqdm progress bar over the time steps of eager neural fills (dask inputs use
+        dask's own progress reporting).
     **model_kwargs
         Options of the chosen model (e.g. ``nev=20`` for DINEOF; ``steps=10``,
         ``sampler="repaint"``, ``device="cuda"``, ``tile=512`` for diffusion).
@@ -122,7 +126,14 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
         return inpaint_lazy(da, filler, n_samples=n_samples, seed=seed, mask=mask,
                             transform=transform, dims=dims, return_dataset=return_dataset,
                             call=call)
-    fills = run_filler(filler, prep, n_samples, seed)
+    previous = getattr(filler, "progress", None)
+    try:  # the bar is a property of this call, not of the (possibly shared) model object
+        if previous is not None:
+            filler.progress = progress
+        fills = run_filler(filler, prep, n_samples, seed)
+    finally:
+        if previous is not None:
+            filler.progress = previous
     call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
     result = assemble(prep, fills, call=call, weights=filler.weights_hash,
                       members=n_samples > 1 and not return_dataset,
