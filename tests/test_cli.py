@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -36,10 +37,13 @@ def test_console_script_show_versions_and_demo(tmp_path):
     out = subprocess.run([sys.executable, "-m", "xgenfill.cli", "show-versions"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "xarray" in out.stdout and "torch" in out.stdout
+    # the README's main job: the embedded default model on the bundled sample, offline
+    env = {**os.environ, "XGENFILL_OFFLINE": "1", "XGENFILL_CACHE_DIR": str(tmp_path / "c")}
     res = subprocess.run([sys.executable, "-m", "xgenfill.cli", "demo", str(tmp_path / "d.nc"),
-                          "--model", "dineof", "--png", str(tmp_path / "d.png")],
-                         capture_output=True, text=True)
+                          "--png", str(tmp_path / "d.png")], capture_output=True, text=True,
+                         env=env)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "d.png").stat().st_size > 10_000
     ds = xr.open_dataset(tmp_path / "d.nc")
     assert int((ds.chl_filled_flag == 1).sum()) > 0
+    assert "model='diffusion'" in ds.chl.attrs["history"]

@@ -1,7 +1,6 @@
 import time
 
 import numpy as np
-import pytest
 import xarray as xr
 
 import xgenfill

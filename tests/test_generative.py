@@ -4,14 +4,13 @@ seeded reproducibility across tilings, save/load, samplers and budgets."""
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
 import xgenfill
 from xgenfill.errors import GenfillError, WeightsError
 from xgenfill.models.diffusion import DiffusionFiller, edm_sigmas, repaint_schedule
 from xgenfill.models.io import load_model
 from xgenfill.models.nets import UNet, receptive_radius
-from xgenfill.models.vae import VAEFiller
+
 
 from .conftest import TINY, make_chl, make_field
 

@@ -7,7 +7,6 @@ import cloudpickle
 import dask
 import numpy as np
 import pytest
-import xarray as xr
 
 import xgenfill
 from xgenfill import lazy

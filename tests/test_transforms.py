@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
-import xarray as xr
 
 import xgenfill
 from xgenfill.errors import GenfillError
 from xgenfill.prepare import prepare
-from xgenfill.transforms import TRANSFORMS, choose_transform
+from xgenfill.transforms import TRANSFORMS
 
 from .conftest import make_chl
 

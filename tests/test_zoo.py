@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 
-import numpy as np
 import pytest
 
 import xgenfill

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .axes import check_coordinates, find_axes
 from .errors import GenfillError
 from .models.base import Cube, Filler
 from .post import FILLED, FLAG_MEANINGS, FLAG_VALUES, LAND, NOT_FILLED, OBSERVED, history_line
-from .prepare import MIN_SIZE, decode_input
+from .prepare import check_structure, descending_axes
 from .transforms import choose_transform
 
 __all__ = ["is_lazy", "inpaint_lazy", "time_depth"]
@@ -76,17 +75,23 @@ def _load_cached(spec: dict[str, Any]) -> Filler:
 
 
 def _torch_threads() -> None:
-    """Avoid oversubscription: torch gets the cores left per dask thread."""
+    """Avoid oversubscription: torch gets the cores left per dask thread, and never more than
+    OMP_NUM_THREADS (distributed's nanny sets it to 1 per worker process by default, since
+    several worker processes share the machine)."""
     import torch
 
+    cores = os.cpu_count() or 1
     try:
         from distributed import get_worker
 
         nthreads = get_worker().state.nthreads
     except (ImportError, ValueError, AttributeError):
-        nthreads = 1 if threading.current_thread() is threading.main_thread() else (
-            os.cpu_count() or 1)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(nthreads, 1)))
+        nthreads = 1 if threading.current_thread() is threading.main_thread() else cores
+    n = max(1, cores // max(nthreads, 1))
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        n = min(n, int(omp))
+    torch.set_num_threads(n)
 
 
 def _forward_block(block: np.ndarray, transform: str, var_name: str) -> np.ndarray:
@@ -138,13 +143,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     import dask.array as dsa
     from dask.array.overlap import overlap
 
-    da = decode_input(da)
-    axes = find_axes(da, dims)
-    check_coordinates(da, axes)
+    da, axes = check_structure(da, dims)
     ny, nx = da.sizes[axes.y], da.sizes[axes.x]
-    if ny < MIN_SIZE or nx < MIN_SIZE:
-        raise GenfillError(f"domain too small: {axes.y}={ny}, {axes.x}={nx}; at least "
-                           f"{MIN_SIZE} x {MIN_SIZE} points are needed")
     if axes.time is None:
         raise GenfillError("lazy (dask) filling needs a time axis; load single images first")
     tf = choose_transform(da, np.empty(0), transform)  # metadata only: nothing is computed
@@ -154,8 +154,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     x = da.transpose(*axes.canonical).data
     if not hasattr(x, "dask"):
         x = dsa.from_array(x)
-    flip_y = axes.y in da.indexes and da.indexes[axes.y].is_monotonic_decreasing and ny > 1
-    flip_x = axes.x in da.indexes and da.indexes[axes.x].is_monotonic_decreasing and nx > 1
+    flip_y, flip_x = descending_axes(da, axes)
     if flip_y:
         x = x[..., ::-1, :]
     if flip_x:

@@ -16,7 +16,8 @@ from .axes import Axes, check_coordinates, find_axes, is_periodic_longitude
 from .errors import GenfillError, warn
 from .transforms import Transform, choose_transform
 
-__all__ = ["Prepared", "prepare", "decode_input", "MIN_SIZE"]
+__all__ = ["Prepared", "prepare", "decode_input", "check_structure", "descending_axes",
+           "MIN_SIZE"]
 
 MIN_SIZE = 4  # smallest spatial extent along Y and X that any model can work with
 
@@ -172,6 +173,27 @@ def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: A
     return np.asarray(full.values, dtype=bool).reshape(-1, da.sizes[axes.y], da.sizes[axes.x])
 
 
+def check_structure(da: xr.DataArray, dims: dict[str, str] | None = None
+                    ) -> tuple[xr.DataArray, Axes]:
+    """Checks that need no data values: dtype (integers CF-decoded), axes, coordinates, size."""
+    da = decode_input(da)
+    axes = find_axes(da, dims)
+    check_coordinates(da, axes)
+    ny, nx = da.sizes[axes.y], da.sizes[axes.x]
+    if ny < MIN_SIZE or nx < MIN_SIZE:
+        raise GenfillError(f"domain too small: {axes.y}={ny}, {axes.x}={nx}; at least "
+                           f"{MIN_SIZE} x {MIN_SIZE} points are needed")
+    return da, axes
+
+
+def descending_axes(da: xr.DataArray, axes: Axes) -> tuple[bool, bool]:
+    """Whether the 1-D Y and X coordinates decrease (they are flipped to ascending inside)."""
+    def desc(dim: str) -> bool:
+        return dim in da.indexes and da.sizes[dim] > 1 and da.indexes[dim].is_monotonic_decreasing
+
+    return desc(axes.y), desc(axes.x)
+
+
 def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
             dims: dict[str, str] | None = None) -> Prepared:
     """Check ``da`` and build the normalised ``(field, time, y, x)`` cube.
@@ -181,14 +203,8 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
     GenfillError
         For anything the models cannot handle, with a one-line reason.
     """
-    da = decode_input(da)
-    axes = find_axes(da, dims)
-    check_coordinates(da, axes)
+    da, axes = check_structure(da, dims)
     ny, nx = da.sizes[axes.y], da.sizes[axes.x]
-    if ny < MIN_SIZE or nx < MIN_SIZE:
-        raise GenfillError(f"domain too small: {axes.y}={ny}, {axes.x}={nx}; at least "
-                           f"{MIN_SIZE} x {MIN_SIZE} points are needed")
-
     raw = np.asarray(da.transpose(*axes.canonical).values)
     if np.isinf(raw).any():
         raise GenfillError(f"{da.name!r} contains +/-inf; replace them with NaN (missing) or "
@@ -203,11 +219,7 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
     nt = da.sizes[axes.time] if axes.time else 1
     extra_shape = tuple(da.sizes[d] for d in axes.extra)
     cube = raw.reshape(-1, nt, ny, nx).astype(np.float64, copy=False)
-    flips = (False, False)
-    if axes.y in da.indexes and da.indexes[axes.y].is_monotonic_decreasing and ny > 1:
-        flips = (True, flips[1])
-    if axes.x in da.indexes and da.indexes[axes.x].is_monotonic_decreasing and nx > 1:
-        flips = (flips[0], True)
+    flips = descending_axes(da, axes)
 
     user = _user_mask(mask, da, axes)
     observed_ever = np.isfinite(cube).any(axis=1)
