@@ -199,3 +199,16 @@ def test_gpu_matches_cpu(tiny_models):
     cpu = xgenfill.inpaint(da, model=tiny_models["vae"], seed=0)
     gpu = xgenfill.inpaint(da, model=tiny_models["vae"].copy().to("cuda"), seed=0)
     np.testing.assert_allclose(gpu.values, cpu.values, rtol=0.05, equal_nan=True)
+
+
+def test_training_is_reproducible_whatever_the_global_rng():
+    da = make_chl(nt=20)
+    torch.manual_seed(123)
+    a = xgenfill.train(da, model="diffusion", max_steps=5, progress=False, seed=1, **TINY)
+    torch.rand(10)  # disturb the global generator
+    b = xgenfill.train(da, model="diffusion", max_steps=5, progress=False, seed=1, **TINY)
+    for (ka, va), (kb, vb) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    c = xgenfill.train(da, model="diffusion", max_steps=5, progress=False, seed=2, **TINY)
+    assert not all(torch.equal(x, y) for x, y in zip(a.net.state_dict().values(),
+                                                      c.net.state_dict().values()))

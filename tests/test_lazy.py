@@ -91,7 +91,7 @@ def test_bad_values_raise_at_compute():
 
 
 def test_distributed_two_worker_processes_and_a_killed_worker():
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     from distributed import Client, LocalCluster
 
     da = make_chl(nt=48)
@@ -110,4 +110,3 @@ def test_distributed_two_worker_processes_and_a_killed_worker():
             pass
         values = future.result(timeout=120)
         np.testing.assert_allclose(values, expected.values, rtol=2e-5)
-    _ = distributed

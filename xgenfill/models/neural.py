@@ -71,8 +71,17 @@ class NeuralFiller(Filler):
         self.meta: dict[str, Any] = {}
         self.weights_hash: str | None = None
         self.source: str | None = None  # registry name or file it was loaded from
-        self.net = self.build_net()
+        self.net = self._seeded_build()
         self._dev = None
+
+    def _seeded_build(self):
+        """Build the network with a fixed initialisation, whatever the global RNG state (so
+        that training is reproducible), without touching the caller's RNG."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return self.build_net()
 
     # -- to be provided by subclasses ---------------------------------------------------------
     @classmethod

@@ -22,8 +22,6 @@ class _Source:
 
     def __init__(self, cube: Cube, multiple: int, device, rng, val_fraction: float,
                  has_library: bool = False) -> None:
-        import torch
-
         from .context import FieldTensors
 
         v, ocean = cube.values, cube.ocean
@@ -51,7 +49,6 @@ class _Source:
                                "(gap-free data: pass cloud_library=)")
         self.obs_np = obs
         self.shape = v.shape
-        _ = torch
 
 
 def _library_clouds(library: np.ndarray, shape: tuple[int, int], rng) -> np.ndarray:

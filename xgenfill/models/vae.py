@@ -22,18 +22,8 @@ __all__ = ["VAEFiller"]
 LATENT_FACTOR = 4
 
 
-class _VAENet:
-    """Namespace for the two halves, built lazily so torch is imported only when needed."""
-
-
-def torch_cat(parts):
-    import torch
-
-    return torch.cat(parts, 1)
-
-
 def _build(c_ctx: int, widths: tuple[int, ...], z: int):
-    import torch
+    """Posterior encoder, conditional-prior encoder and decoder (torch imported lazily)."""
     from torch import nn
 
     from .nets import UNet
@@ -61,7 +51,6 @@ def _build(c_ctx: int, widths: tuple[int, ...], z: int):
         def forward(self, x, cond=None):  # decoder call used by tiled inference
             return self.decoder(x)
 
-    _ = torch
     return VAE()
 
 
@@ -122,7 +111,9 @@ class VAEFiller(NeuralFiller):
 
     @staticmethod
     def _stats(net, y, mask, ctx):
-        stats = net(torch_cat([y[:, None], mask[:, None].float(), ctx]))
+        import torch
+
+        stats = net(torch.cat([y[:, None], mask[:, None].float(), ctx], 1))
         mu, logvar = stats.chunk(2, dim=1)
         return mu, logvar.clamp(-10.0, 10.0)
 
