@@ -3,6 +3,7 @@ seeded reproducibility across tilings, save/load, samplers and budgets."""
 
 import numpy as np
 import pytest
+import xarray as xr
 import torch
 
 import xgenfill
@@ -212,3 +213,33 @@ def test_training_is_reproducible_whatever_the_global_rng():
     c = xgenfill.train(da, model="diffusion", max_steps=5, progress=False, seed=2, **TINY)
     assert not all(torch.equal(x, y) for x, y in zip(a.net.state_dict().values(),
                                                       c.net.state_dict().values()))
+
+
+def _covariate(da, seed):
+    cov = 10 ** xr.DataArray(make_field(nt=da.sizes["time"], seed=seed), dims=da.dims,
+                             coords=da.coords)
+    return cov.rename("proxy").assign_attrs(units="mg m-3", long_name="chl proxy")
+
+
+def test_covariates_condition_the_model():
+    da = make_chl(nt=60, seed=5)
+    cov = _covariate(da, 5)  # a gap-free field carrying the truth
+    truth = make_field(nt=60, seed=5)
+    errs = {}
+    for name, c in (("without", None), ("with", cov)):
+        m = xgenfill.train(da, model="vae", max_steps=300, patch=24, progress=False, seed=0,
+                           covariates=c, **TINY)
+        out = xgenfill.inpaint(da, model=m, n_samples=4, return_dataset=True, covariates=c)
+        gaps = out.chl_filled_flag.values == 1
+        errs[name] = np.sqrt(np.mean((np.log10(out.chl.values[gaps]) - truth[gaps]) ** 2))
+    assert errs["with"] < 0.75 * errs["without"], errs
+    assert m.arch["n_covariates"] == 1
+    with pytest.raises(GenfillError, match="built for 1 covariate"):
+        xgenfill.inpaint(da, model=m)
+    with pytest.raises(GenfillError, match="different grid"):
+        xgenfill.inpaint(da, model=m, covariates=cov.isel(lat=slice(0, 10)))
+    with pytest.raises(GenfillError, match="does not use covariates"):
+        xgenfill.inpaint(da, model="dineof", covariates=cov)
+    res = xgenfill.validate(da, models=[m], covariates=cov, n_samples=2,
+                            fit={"max_steps": 5, "progress": False})
+    assert int(res.n[0]) > 0

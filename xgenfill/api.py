@@ -17,10 +17,66 @@ from .prepare import Prepared, prepare
 __all__ = ["inpaint", "inpaint_dataset"]
 
 
-def _cubes(prep: Prepared) -> list[Cube]:
+def _cubes(prep: Prepared, covariates: np.ndarray | None = None) -> list[Cube]:
     return [Cube(values=prep.values[f], ocean=prep.ocean[f], doy=prep.doy,
-                 time_index=prep.time_index, periodic_x=prep.periodic_x)
+                 time_index=prep.time_index, periodic_x=prep.periodic_x,
+                 covariates=None if covariates is None else covariates[f])
             for f in range(prep.values.shape[0])]
+
+
+def prepare_covariates(covariates: "list[xr.DataArray] | xr.DataArray | None", prep: Prepared
+                       ) -> np.ndarray | None:
+    """Conditioning variables on the data's grid, each in its own transform and standardised:
+    (field, covariate, time, y, x) in the prepared (canonical) layout; NaN where missing."""
+    from .prepare import decode_input
+    from .transforms import choose_transform
+
+    if covariates is None:
+        return None
+    if isinstance(covariates, xr.DataArray):
+        covariates = [covariates]
+    src, axes = prep.source, prep.axes
+    out = []
+    for cov in covariates:
+        cov = decode_input(cov)
+        if set(cov.dims) != set(src.dims) or any(cov.sizes[d] != src.sizes[d] for d in src.dims):
+            raise GenfillError(f"covariate {cov.name!r} has dims {dict(cov.sizes)}; it must be "
+                               f"on the data's grid {dict(src.sizes)} (covariate on a different "
+                               "grid)")
+        for d in src.dims:
+            if d in cov.coords and d in src.coords and not np.array_equal(
+                    np.asarray(cov[d].values), np.asarray(src[d].values)):
+                raise GenfillError(f"covariate {cov.name!r}: coordinate {d!r} differs from the "
+                                   "data's (covariate on a different grid)")
+        raw = np.asarray(cov.transpose(*axes.canonical).values, dtype=np.float64)
+        if np.isinf(raw).any():
+            raise GenfillError(f"covariate {cov.name!r} contains +/-inf")
+        tf = choose_transform(cov, raw, "auto")
+        tf.check(raw, str(cov.name))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = tf.forward(raw).reshape(prep.values.shape)
+        finite = t[np.isfinite(t)]
+        if not finite.size:
+            raise GenfillError(f"covariate {cov.name!r} is entirely NaN")
+        std = finite.std() or 1.0
+        out.append(prep.to_canonical(((t - finite.mean()) / std).astype(np.float32)))
+    return np.ascontiguousarray(np.stack(out, axis=1))
+
+
+def _check_covariates(filler: Filler, cov: np.ndarray | None) -> None:
+    from .models.neural import NeuralFiller
+
+    n = 0 if cov is None else cov.shape[1]
+    if not isinstance(filler, NeuralFiller):
+        if n:
+            raise GenfillError(f"model {filler.name!r} does not use covariates; they condition "
+                               "the neural models ('diffusion', 'vae')")
+        return
+    want = filler.arch["n_covariates"]
+    if n != want:
+        raise GenfillError(f"model {filler.name!r} was built for {want} covariate(s), got {n}; "
+                           "pass the same covariates as in training (xgenfill.train(..., "
+                           "covariates=...))")
 
 
 def _call_repr(model: Any, **kw: Any) -> str:
@@ -39,14 +95,15 @@ def build_filler(model: "str | Path | Filler", transform_name: str, **model_kwar
     return get_filler(model, **model_kwargs)
 
 
-def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None) -> list[Fill]:
+def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None,
+               covariates: np.ndarray | None = None) -> list[Fill]:
     """Fill every independent field of a prepared cube."""
     nt = prep.values.shape[1]
     if filler.needs_time and nt < 3:
         raise GenfillError(f"model {filler.name!r} needs a time axis with at least 3 steps "
                            f"(got {nt}); use model='linear_space' or a generative model")
     fills = []
-    for cube in _cubes(prep):
+    for cube in _cubes(prep, covariates):
         if not cube.gaps.any():
             fills.append(Fill(samples=np.full((n_samples,) + cube.values.shape, np.nan,
                                               np.float32)))
@@ -58,7 +115,8 @@ def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None)
 def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_samples: int = 1,
             seed: int | None = 0, mask: xr.DataArray | np.ndarray | None = None,
             transform: str = "auto", dims: dict[str, str] | None = None,
-            return_dataset: bool = False, progress: bool = True, **model_kwargs: Any
+            return_dataset: bool = False, progress: bool = True,
+            covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **model_kwargs: Any
             ) -> xr.DataArray | xr.Dataset:
     """Fill the gaps (NaN) of a gridded field.
 
@@ -95,6 +153,9 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     progress
         Show a tqdm progress bar over the time steps of eager neural fills (dask inputs use
         dask's own progress reporting).
+    covariates
+        Extra variables on the same grid that condition a neural model trained with them
+        (``xgenfill.train(..., covariates=...)``), e.g. SST for chlorophyll; gaps allowed.
     **model_kwargs
         Options of the chosen model (e.g. ``nev=20`` for DINEOF; ``steps=10``,
         ``sampler="repaint"``, ``device="cuda"``, ``tile=512`` for diffusion).
@@ -122,15 +183,19 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
         raise GenfillError(f"model {filler.name!r} is deterministic: n_samples must be 1 "
                            "(use model='diffusion' or 'vae' for ensembles)")
     if lazy:
+        if covariates is not None:
+            raise GenfillError("covariates are not supported for dask inputs yet; load them")
         call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
         return inpaint_lazy(da, filler, n_samples=n_samples, seed=seed, mask=mask,
                             transform=transform, dims=dims, return_dataset=return_dataset,
                             call=call)
+    cov = prepare_covariates(covariates, prep)
+    _check_covariates(filler, cov)
     previous = getattr(filler, "progress", None)
     try:  # the bar is a property of this call, not of the (possibly shared) model object
         if previous is not None:
             filler.progress = progress
-        fills = run_filler(filler, prep, n_samples, seed)
+        fills = run_filler(filler, prep, n_samples, seed, cov)
     finally:
         if previous is not None:
             filler.progress = previous
@@ -179,7 +244,8 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
           max_time: float | None = None, device: str = "auto", seed: int = 0,
           progress: bool = True, init: "str | Path | Filler | None" = None,
           batch_size: int = 16, patch: int = 64, lr: float = 2e-3, val_fraction: float = 0.1,
-          **arch: Any) -> Filler:
+          covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **arch: Any
+          ) -> Filler:
     """Train a generative gap filler on your own gappy data (self-supervised).
 
     Observed pixels of each training sample are hidden under real cloud masks taken from other
@@ -195,6 +261,9 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     init
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
         instead of a random initialisation (fine-tuning).
+    covariates
+        Conditioning variables on the same grid (each standardised in its own transform);
+        the trained model then needs the same covariates in :func:`inpaint`.
     **arch
         Architecture and sampler options (``window``, ``widths``, ``steps``...).
 
@@ -216,11 +285,15 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
                 raise GenfillError(f"init={init!r} is not a {model!r} model")
             filler = filler.copy()
         else:
-            filler = classes[str(model)](device=device, **arch)
+            n_cov = 0 if covariates is None else (
+                1 if isinstance(covariates, xr.DataArray) else len(covariates))
+            filler = classes[str(model)](device=device, n_covariates=n_cov, **arch)
     else:
         raise GenfillError(f"cannot train model {model!r}; trainable models: {sorted(classes)}")
     prep = prepare(da, mask=mask, transform=transform, dims=dims)
-    filler.fit(_cubes(prep), max_steps=max_steps, max_time=max_time, seed=seed,
+    cov = prepare_covariates(covariates, prep)
+    _check_covariates(filler, cov)
+    filler.fit(_cubes(prep, cov), max_steps=max_steps, max_time=max_time, seed=seed,
                progress=progress, batch_size=batch_size, patch=patch, lr=lr,
                val_fraction=val_fraction)
     ny, nx = prep.values.shape[-2:]

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from . import metrics
-from .api import _cubes, build_filler
+from .api import _check_covariates, _cubes, build_filler, prepare_covariates
 from .errors import GenfillError
 from .masks import cluster_clouds, random_pixels, transplant_clouds
 from .models.base import Filler
@@ -110,7 +110,8 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
              n_samples: int = 8, cloud_size: int = 500, mask=None, transform: str = "auto",
              dims: dict[str, str] | None = None, by_time: bool = False,
              fit: dict | None = None, model_kwargs: dict[str, dict] | None = None,
-             spectrum_length: int = 32, keep_members: bool = False) -> xr.Dataset:
+             spectrum_length: int = 32, keep_members: bool = False,
+             covariates: "list[xr.DataArray] | xr.DataArray | None" = None) -> xr.Dataset:
     """Hide observed pixels, fill them with each model, and score the fills there.
 
     Parameters
@@ -133,6 +134,9 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         reaches training.
     by_time
         Also return RMSE, bias and n per time step.
+    covariates
+        Conditioning variables for neural models trained with them (never held out: they are
+        other variables).
     keep_members
         Also return every member at every held-out pixel (``members``, transformed units), e.g.
         to score several models on the pixels they all filled.
@@ -156,7 +160,8 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     prep = replace(held, values=np.where(held.ocean[:, None], truth_cube, np.nan)
                    .astype(np.float32))
     steps_h = hide.reshape(hide.shape[0], hide.shape[1], -1).any(axis=(0, 2))
-    cubes = _cubes(held)
+    cov = prepare_covariates(covariates, prep)
+    cubes = _cubes(held, cov)
     for c in cubes:
         c.steps = steps_h
 
@@ -175,6 +180,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     obs_fields = np.where(prep.ocean[:, None], prep.values, np.nan)
     for spec in models:
         label, filler, fit_s = _resolve(spec, model_kwargs, fit, cubes, prep)
+        _check_covariates(filler, cov)
         k = n_samples if filler.stochastic else 1
         t0 = time.perf_counter()
         fills = [filler.fill(c, n_samples=k, seed=seed) for c in cubes]

@@ -24,14 +24,16 @@ class _Source:
                  has_library: bool = False) -> None:
         from .context import FieldTensors
 
-        v, ocean = cube.values, cube.ocean
+        v, ocean, cov = cube.values, cube.ocean, cube.covariates
         # pad Y, X up to a multiple of the network's down-sampling factor (padding is land)
         ny, nx = v.shape[1:]
         py, px = (-ny) % multiple, (-nx) % multiple
         if py or px:
             v = np.pad(v, ((0, 0), (0, py), (0, px)), constant_values=np.nan)
             ocean = np.pad(ocean, ((0, py), (0, px)), constant_values=False)
-        self.field = FieldTensors(v, ocean, cube.doy, cube.covariates, device=device)
+            if cov is not None:
+                cov = np.pad(cov, ((0, 0), (0, 0), (0, py), (0, px)), constant_values=np.nan)
+        self.field = FieldTensors(v, ocean, cube.doy, cov, device=device)
         obs = np.isfinite(v) & ocean[None]
         cover = coverage(obs, ocean)
         usable = np.flatnonzero(cover >= 0.05)
