@@ -28,38 +28,29 @@ def prepare_covariates(covariates: "list[xr.DataArray] | xr.DataArray | None", p
                        ) -> np.ndarray | None:
     """Conditioning variables on the data's grid, each in its own transform and standardised:
     (field, covariate, time, y, x) in the prepared (canonical) layout; NaN where missing."""
-    from .prepare import decode_input
+    from .prepare import decode_input, require_same_grid
     from .transforms import choose_transform
 
     if covariates is None:
         return None
     if isinstance(covariates, xr.DataArray):
         covariates = [covariates]
-    src, axes = prep.source, prep.axes
     out = []
     for cov in covariates:
         cov = decode_input(cov)
-        if set(cov.dims) != set(src.dims) or any(cov.sizes[d] != src.sizes[d] for d in src.dims):
-            raise GenfillError(f"covariate {cov.name!r} has dims {dict(cov.sizes)}; it must be "
-                               f"on the data's grid {dict(src.sizes)} (covariate on a different "
-                               "grid)")
-        for d in src.dims:
-            if d in cov.coords and d in src.coords and not np.array_equal(
-                    np.asarray(cov[d].values), np.asarray(src[d].values)):
-                raise GenfillError(f"covariate {cov.name!r}: coordinate {d!r} differs from the "
-                                   "data's (covariate on a different grid)")
-        raw = np.asarray(cov.transpose(*axes.canonical).values, dtype=np.float64)
+        require_same_grid(cov, prep.source, f"covariate {cov.name!r}")
+        raw = prep.canonical_of(cov).astype(np.float64)
         if np.isinf(raw).any():
             raise GenfillError(f"covariate {cov.name!r} contains +/-inf")
         tf = choose_transform(cov, raw, "auto")
         tf.check(raw, str(cov.name))
         with np.errstate(invalid="ignore", divide="ignore"):
-            t = tf.forward(raw).reshape(prep.values.shape)
+            t = tf.forward(raw)
         finite = t[np.isfinite(t)]
         if not finite.size:
             raise GenfillError(f"covariate {cov.name!r} is entirely NaN")
         std = finite.std() or 1.0
-        out.append(prep.to_canonical(((t - finite.mean()) / std).astype(np.float32)))
+        out.append(((t - finite.mean()) / std).astype(np.float32))
     return np.ascontiguousarray(np.stack(out, axis=1))
 
 

@@ -23,7 +23,7 @@ import xarray as xr
 from .errors import GenfillError
 from .models.base import Cube, Filler
 from .post import FILLED, FLAG_MEANINGS, FLAG_VALUES, LAND, NOT_FILLED, OBSERVED, history_line
-from .prepare import check_structure, descending_axes
+from .prepare import check_structure, descending_axes, time_axis_info
 from .transforms import choose_transform
 
 __all__ = ["is_lazy", "inpaint_lazy", "time_depth"]
@@ -190,13 +190,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     std = dsa.where((std > 0) & dsa.isfinite(std), std, 1.0)
     mean = dsa.where(dsa.isfinite(mean), mean, 0.0)
 
-    doy = time_index = None
-    if np.issubdtype(da[axes.time].dtype, np.datetime64):
-        doy = np.asarray(da[axes.time].dt.dayofyear.values, np.float32)
-        times = da[axes.time].values.astype("datetime64[ns]")
-        time_index = ((times - times[0]) / np.timedelta64(1, "D")).astype(np.float64)
-    else:
-        time_index = np.arange(nt, dtype=np.float64)
+    doy, time_index = time_axis_info(da, axes)
     starts = np.concatenate([[0], np.cumsum(t_chunks)]).astype(int)
     d = depth or 0
     spec = model_spec(filler)

@@ -17,7 +17,7 @@ from .errors import GenfillError, warn
 from .transforms import Transform, choose_transform
 
 __all__ = ["Prepared", "prepare", "decode_input", "check_structure", "descending_axes",
-           "MIN_SIZE"]
+           "require_same_grid", "time_axis_info", "MIN_SIZE"]
 
 MIN_SIZE = 4  # smallest spatial extent along Y and X that any model can work with
 
@@ -69,6 +69,11 @@ class Prepared:
         return arr
 
     from_canonical = to_canonical  # flipping is its own inverse
+
+    def canonical_of(self, other: xr.DataArray) -> np.ndarray:
+        """``other`` (same grid as the source) in the prepared (F, T, Y, X) layout."""
+        arr = np.asarray(other.transpose(*self.axes.canonical).values)
+        return np.ascontiguousarray(self.to_canonical(arr.reshape(self.values.shape)))
 
     def transformed_source(self) -> np.ndarray:
         """The input in transformed units, (F, T, Y, X) float64 canonical, NaN off the ocean;
@@ -173,6 +178,44 @@ def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: A
     return np.asarray(full.values, dtype=bool).reshape(-1, da.sizes[axes.y], da.sizes[axes.x])
 
 
+def time_axis_info(da: xr.DataArray, axes: Axes) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Day of year (T,) when the time axis is a calendar, and the time of each step (T,) in
+    days (or coordinate units) since the first one, increasing; (None, None) without time."""
+    if axes.time is None:
+        return None, None
+    nt = da.sizes[axes.time]
+    coord = da[axes.time] if axes.time in da.coords else None
+    doy = time_index = None
+    if coord is not None and np.issubdtype(coord.dtype, np.datetime64):
+        times = coord.values.astype("datetime64[ns]")
+        doy = np.asarray(coord.dt.dayofyear.values, dtype=np.float32)
+        time_index = ((times - times[0]) / np.timedelta64(1, "D")).astype(np.float64)
+    elif coord is not None and np.issubdtype(coord.dtype, np.number):
+        time_index = np.asarray(coord.values, dtype=np.float64)
+    elif coord is not None and hasattr(coord.values[0], "dayofyr"):  # cftime calendars
+        doy = np.array([t.dayofyr for t in coord.values], dtype=np.float32)
+    if time_index is None:
+        time_index = np.arange(nt, dtype=np.float64)
+    if time_index[0] > time_index[-1]:
+        time_index = -time_index  # descending time: keep interpolation weights positive
+    return doy, time_index
+
+
+def require_same_grid(other: xr.DataArray, da: xr.DataArray, what: str) -> None:
+    """Refuse ``other`` unless it has exactly the dimensions, sizes and coordinates of ``da``."""
+    if set(other.dims) != set(da.dims):
+        raise GenfillError(f"{what} has dimensions {other.dims}; the data has {da.dims} "
+                           f"({what} on a different grid)")
+    for d in da.dims:
+        if other.sizes[d] != da.sizes[d]:
+            raise GenfillError(f"{what} has {other.sizes[d]} points along {d!r}, the data "
+                               f"{da.sizes[d]} ({what} on a different grid)")
+        if d in other.coords and d in da.coords and not np.array_equal(
+                np.asarray(other[d].values), np.asarray(da[d].values)):
+            raise GenfillError(f"{what} coordinate {d!r} differs from the data's ({what} on a "
+                               "different grid)")
+
+
 def check_structure(da: xr.DataArray, dims: dict[str, str] | None = None
                     ) -> tuple[xr.DataArray, Axes]:
     """Checks that need no data values: dtype (integers CF-decoded), axes, coordinates, size."""
@@ -204,21 +247,18 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
         For anything the models cannot handle, with a one-line reason.
     """
     da, axes = check_structure(da, dims)
-    ny, nx = da.sizes[axes.y], da.sizes[axes.x]
-    raw = np.asarray(da.transpose(*axes.canonical).values)
-    if np.isinf(raw).any():
+    cube = _canonical_raw(da, axes)  # (F, T, Y, X) float64, source orientation
+    if np.isinf(cube).any():
         raise GenfillError(f"{da.name!r} contains +/-inf; replace them with NaN (missing) or "
                            "finite values first")
-    finite = np.isfinite(raw)
-    if not finite.any():
+    if not np.isfinite(cube).any():
         raise GenfillError(f"{da.name!r} is entirely NaN: there is nothing to learn from")
 
-    tf = choose_transform(da, raw, transform)
-    tf.check(raw, str(da.name))
+    tf = choose_transform(da, cube, transform)
+    tf.check(cube, str(da.name))
 
-    nt = da.sizes[axes.time] if axes.time else 1
+    nt = cube.shape[1]
     extra_shape = tuple(da.sizes[d] for d in axes.extra)
-    cube = raw.reshape(-1, nt, ny, nx).astype(np.float64, copy=False)
     flips = descending_axes(da, axes)
 
     user = _user_mask(mask, da, axes)
@@ -236,20 +276,7 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
     mean, std = _field_stats(t)
     values = ((t - mean[:, None, None, None]) / std[:, None, None, None]).astype(np.float32)
 
-    doy = time_index = None
-    if axes.time and np.issubdtype(da[axes.time].dtype, np.datetime64):
-        times = da[axes.time].values.astype("datetime64[ns]")
-        doy = np.asarray(da[axes.time].dt.dayofyear.values, dtype=np.float32)
-        time_index = ((times - times[0]) / np.timedelta64(1, "D")).astype(np.float64)
-    elif axes.time and axes.time in da.coords and np.issubdtype(da[axes.time].dtype, np.number):
-        time_index = np.asarray(da[axes.time].values, dtype=np.float64)
-    elif axes.time and axes.time in da.coords and hasattr(da[axes.time].values[0], "dayofyr"):
-        doy = np.array([t.dayofyr for t in da[axes.time].values], dtype=np.float32)
-        time_index = np.arange(nt, dtype=np.float64)
-    if axes.time and time_index is None:
-        time_index = np.arange(nt, dtype=np.float64)
-    if time_index is not None and time_index[0] > time_index[-1]:
-        time_index = -time_index  # descending time: keep interpolation weights positive
+    doy, time_index = time_axis_info(da, axes)
 
     prep = Prepared(values=values, ocean=ocean, transform=tf, mean=mean, std=std, axes=axes,
                     source=da, flips=flips, doy=doy, time_index=time_index,

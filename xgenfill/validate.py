@@ -20,7 +20,7 @@ from .errors import GenfillError
 from .masks import cluster_clouds, random_pixels, transplant_clouds
 from .models.base import Filler
 from .post import history_line
-from .prepare import Prepared, prepare
+from .prepare import Prepared, prepare, require_same_grid
 
 __all__ = ["validate", "make_holdout"]
 
@@ -28,26 +28,13 @@ QUANTILES = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 
 
 def _user_holdout(user: xr.DataArray, prep: Prepared) -> np.ndarray:
-    da, axes = prep.source, prep.axes
     if not isinstance(user, xr.DataArray):
         raise GenfillError("holdout= must be 'transplant', 'clouds', 'random' or a boolean "
                            "DataArray on the data's grid")
-    if set(user.dims) != set(da.dims):
-        raise GenfillError(f"holdout mask has dimensions {user.dims}; the data has {da.dims} "
-                           "(holdout mask on a different grid)")
-    for d in da.dims:
-        if user.sizes[d] != da.sizes[d]:
-            raise GenfillError(f"holdout mask has {user.sizes[d]} points along {d!r}, the data "
-                               f"{da.sizes[d]} (holdout mask on a different grid)")
-        if d in user.coords and d in da.coords and not np.array_equal(
-                np.asarray(user[d].values), np.asarray(da[d].values)):
-            raise GenfillError(f"holdout mask coordinate {d!r} differs from the data's "
-                               "(holdout mask on a different grid)")
+    require_same_grid(user, prep.source, "holdout mask")
     if user.dtype != bool:
         raise GenfillError(f"holdout mask must be boolean, got {user.dtype}")
-    arr = np.asarray(user.transpose(*axes.canonical).values)
-    arr = arr.reshape(prep.values.shape)
-    return np.ascontiguousarray(prep.to_canonical(arr))
+    return prep.canonical_of(user)
 
 
 def make_holdout(prep: Prepared, holdout: str | xr.DataArray = "transplant",
