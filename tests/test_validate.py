@@ -80,6 +80,13 @@ def test_validate_structure(holdout):
     assert res.rmse.sel(model="dineof", space="physical") == pytest.approx(rmse_phys, rel=1e-6)
     assert (res.skill.sel(space="transformed") > 0).all()
     assert res.attrs["holdout"] == holdout
+    # value distributions per held-out step are in physical units
+    step = res.holdout_step.values[0]
+    obs_step = da.sel(time=step).values
+    np.testing.assert_allclose(res.observed_quantiles.values[0],
+                               np.quantile(obs_step[np.isfinite(obs_step)], res["quantile"]),
+                               rtol=1e-5)
+    assert res.observed_quantiles.attrs["units"] == "mg m-3"
 
 
 def test_random_holdout_is_optimistic():

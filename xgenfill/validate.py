@@ -67,6 +67,18 @@ def make_holdout(prep: Prepared, holdout: str | xr.DataArray = "transplant",
     return mask
 
 
+def _step_quantiles(prep: Prepared, fields: np.ndarray) -> np.ndarray:
+    """QUANTILES of the finite values of each step of normalised (F, S, Y, X) fields, in
+    physical units: (S, quantile)."""
+    phys = prep.to_physical(fields, field_axis=0)
+    q = np.full((fields.shape[1], QUANTILES.size), np.nan)
+    for j in range(fields.shape[1]):
+        v = phys[:, j][np.isfinite(phys[:, j])]
+        if v.size:
+            q[j] = np.quantile(v, QUANTILES)
+    return q
+
+
 def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepared
              ) -> tuple[str, Filler, float]:
     """Build a model; learned models that saw the user's data are refitted on ``cubes``."""
@@ -164,7 +176,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     kmax = max(n_samples, 1)
     pit = []
     err_psd, per_time, filled_q, predictions, all_members = [], [], [], [], []
-    obs_fields = np.where(prep.ocean[:, None], prep.values, np.nan)
+    valid = (prep.observed & prep.ocean[:, None])[:, steps_h]  # fully observed truth
     for spec in models:
         label, filler, fit_s = _resolve(spec, model_kwargs, fit, cubes, prep)
         _check_covariates(filler, cov)
@@ -195,7 +207,6 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         # spectra on rows of the held-out steps: error of the fill vs the observed signal
         mean_fill = np.where(hide, samples.mean(0), np.nan)
         err = np.nan_to_num(np.where(hide, mean_fill - prep.values, 0.0))  # not filled: 0
-        valid = (prep.observed & prep.ocean[:, None])[:, steps_h]
         err_psd.append(metrics.zonal_spectrum(err[:, steps_h], valid, spectrum_length))
         if by_time:
             pt = []
@@ -205,24 +216,13 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
                 pt.append((s["rmse"], s["bias"], s["n"]))
             per_time.append(pt)
         # distribution of filled values (all gap pixels of held-out steps), physical units
-        q = np.full((int(steps_h.sum()), QUANTILES.size), np.nan)
-        filled_all = np.where(held.gaps, samples[0], np.nan)[:, steps_h]
-        for j in range(q.shape[0]):
-            v = filled_all[:, j][np.isfinite(filled_all[:, j])]
-            if v.size:
-                q[j] = np.quantile(v, QUANTILES)
-        filled_q.append(q)
+        filled_q.append(_step_quantiles(prep, np.where(held.gaps, samples[0], np.nan)[:, steps_h]))
         names.append(label)
         rows.append(row)
 
     sig_psd = metrics.zonal_spectrum(
-        np.where(prep.ocean[:, None], prep.values, 0.0)[:, steps_h],
-        (prep.observed & prep.ocean[:, None])[:, steps_h], spectrum_length)
-    obs_q = np.full((int(steps_h.sum()), QUANTILES.size), np.nan)
-    for j, t in enumerate(np.flatnonzero(steps_h)):
-        v = obs_fields[:, t][np.isfinite(obs_fields[:, t])]
-        if v.size:
-            obs_q[j] = np.quantile(v, QUANTILES)
+        np.where(prep.ocean[:, None], prep.values, 0.0)[:, steps_h], valid, spectrum_length)
+    obs_q = _step_quantiles(prep, np.where(prep.ocean[:, None], prep.values, np.nan)[:, steps_h])
 
     spaces = ["transformed", "physical"]
     data: dict[str, Any] = {}
@@ -276,6 +276,8 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     out["effective_resolution"].attrs = {
         "units": "pixels", "long_name": "shortest resolved zonal wavelength",
         "comment": "where PSD(fill error)/PSD(observed) reaches 0.5 (Ballarotta et al. 2019)"}
+    for v in ("filled_quantiles", "observed_quantiles"):
+        out[v].attrs["units"] = str(da.attrs.get("units", ""))
     out["rms"].attrs["long_name"] = "RMS of held-out anomalies (about their mean)"
     out["skill"].attrs["long_name"] = "1 - RMSE / RMS"
     out["crps"].attrs["long_name"] = "continuous ranked probability score of the ensemble"
