@@ -61,7 +61,7 @@ def offline() -> bool:
     return os.environ.get("XGENFILL_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _pooch(entry: ModelEntry | None = None):
+def _pooch():
     import pooch
 
     reg = _registry()
@@ -123,7 +123,7 @@ def fetch(name: str, progress: bool = True) -> Path:
                 "machine with network run `xgenfill models download` (point XGENFILL_CACHE_DIR "
                 "at a shared folder), or unset XGENFILL_OFFLINE")
         return root / Path(entry.weights_file).stem
-    pup = _pooch(entry)
+    pup = _pooch()
     try:
         for f in entry.files:
             pup.fetch(f, progressbar=progress)
