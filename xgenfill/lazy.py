@@ -22,7 +22,7 @@ import xarray as xr
 
 from .errors import GenfillError
 from .models.base import Cube, Filler
-from .post import FILLED, FLAG_MEANINGS, FLAG_VALUES, LAND, NOT_FILLED, OBSERVED, history_line
+from .post import FILLED, LAND, NOT_FILLED, OBSERVED, dataset_form, history_line
 from .prepare import check_structure, descending_axes, time_axis_info
 from .transforms import choose_transform
 
@@ -251,25 +251,9 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     result.encoding = dict(da.encoding)
     if not return_dataset:
         return result
-    flag_name, unc_name = f"{name}_filled_flag", f"{name}_uncertainty"
-    result.attrs["ancillary_variables"] = f"{flag_name} {unc_name}"
-    st = back(status)
-    std_name = da.attrs.get("standard_name")
-    flag = xr.DataArray(st, dims=da.dims, coords=da.coords, name=flag_name, attrs={
-        "long_name": f"gap-filling status of {name}",
-        "standard_name": f"{std_name} status_flag" if std_name else "status_flag",
-        "flag_values": FLAG_VALUES, "flag_meanings": FLAG_MEANINGS})
     spread = (members.std(axis=0, ddof=1) if n_samples > 1
               else dsa.full_like(best, np.nan))
-    unc = dsa.where(st == FILLED, back(spread), dsa.where(st == OBSERVED, 0.0, np.nan))
-    label = tf.label
-    uncertainty = xr.DataArray(unc.astype(np.float32), dims=da.dims, coords=da.coords,
-                               name=unc_name, attrs={
-        "long_name": f"standard deviation of {label + '(' + name + ')' if label else name} "
-                     "at filled pixels (0 where observed)",
-        "units": "1" if label else da.attrs.get("units", "1"), "transform": tf.name,
-        "comment": "ensemble spread of the generated members" if n_samples > 1 else
-                   "not available for a single lazy member"})
-    ds = xr.Dataset({name: result, flag_name: flag, unc_name: uncertainty})
-    ds.attrs = {"history": call_hist.split("\n")[0]}
-    return ds
+    return dataset_form(result, back(status), back(spread), src=da, transform=tf,
+                        history=call_hist.split("\n")[0],
+                        comment="ensemble spread of the generated members" if n_samples > 1
+                        else "not available for a single lazy member")

@@ -15,8 +15,9 @@ import xarray as xr
 from ._version import __version__
 from .models.base import Fill
 from .prepare import Prepared
+from .transforms import Transform
 
-__all__ = ["assemble", "FLAG_VALUES", "FLAG_MEANINGS", "history_line"]
+__all__ = ["assemble", "dataset_form", "FLAG_VALUES", "FLAG_MEANINGS", "history_line"]
 
 FLAG_VALUES = np.array([0, 1, 2, 3], dtype=np.int8)
 FLAG_MEANINGS = "observed filled land_or_masked not_filled"
@@ -105,26 +106,36 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
     if not return_dataset:
         return result
 
+    return dataset_form(result, status_src, _to_source_layout(prep, spread), src=src,
+                        transform=prep.transform, history=call_line,
+                        comment=("ensemble spread of the generated members" if k > 1 else
+                                 "model error estimate (e.g. DINEOF cross-validation RMSE)"))
+
+
+def dataset_form(result: xr.DataArray, status, spread, *, src: xr.DataArray,
+                 transform: Transform, history: str, comment: str) -> xr.Dataset:
+    """The Dataset form: ``<var>``, its CF status flag and its uncertainty, linked through
+    ``ancillary_variables``. ``status`` and ``spread`` are numpy or dask arrays in the source
+    layout; the spread is kept at filled pixels only (0 where observed, NaN elsewhere)."""
+    name = str(result.name)
     flag_name, unc_name = f"{name}_filled_flag", f"{name}_uncertainty"
     result.attrs["ancillary_variables"] = f"{flag_name} {unc_name}"
     std_name = src.attrs.get("standard_name")
-    flag = xr.DataArray(status_src, dims=src.dims, coords=src.coords, name=flag_name, attrs={
+    flag = xr.DataArray(status, dims=src.dims, coords=src.coords, name=flag_name, attrs={
         "long_name": f"gap-filling status of {name}",
         "standard_name": f"{std_name} status_flag" if std_name else "status_flag",
         "flag_values": FLAG_VALUES, "flag_meanings": FLAG_MEANINGS,
     })
-    unc = _to_source_layout(prep, spread).astype(np.float32)
-    unc = np.where(status_src == FILLED, unc, np.where(status_src == OBSERVED, 0.0, np.nan))
-    label = prep.transform.label
-    units = "1" if label else src.attrs.get("units", "1")
+    spread = xr.DataArray(spread, dims=src.dims, coords=src.coords)
+    unc = xr.where(flag == FILLED, spread, xr.where(flag == OBSERVED, 0.0, np.nan))
+    label = transform.label
     desc = f"{label}({name})" if label else name
-    uncertainty = xr.DataArray(unc.astype(np.float32), dims=src.dims, coords=src.coords,
-                               name=unc_name, attrs={
+    uncertainty = unc.astype(np.float32).rename(unc_name)
+    uncertainty.attrs = {
         "long_name": f"standard deviation of {desc} at filled pixels (0 where observed)",
-        "units": units, "transform": prep.transform.name,
-        "comment": ("ensemble spread of the generated members" if k > 1 else
-                    "model error estimate (e.g. DINEOF cross-validation RMSE)"),
-    })
+        "units": "1" if label else src.attrs.get("units", "1"), "transform": transform.name,
+        "comment": comment,
+    }
     ds = xr.Dataset({name: result, flag_name: flag, unc_name: uncertainty})
-    ds.attrs = {"history": call_line, "xgenfill_version": __version__}
+    ds.attrs = {"history": history, "xgenfill_version": __version__}
     return ds
