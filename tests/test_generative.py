@@ -63,19 +63,39 @@ def test_same_seed_same_output_whatever_the_tiling(tiny_models, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_bfloat16_close_to_float32_and_stable_across_tilings(tiny_models, kind):
+    """bf16 network arithmetic (the CPU default where the CPU has bf16 instructions): the same
+    tiling is bit-reproducible, other tilings and float32 agree to bf16 precision."""
+    da = make_chl(nt=12, ny=40, nx=56)
+    f32 = xgenfill.inpaint(da, model=tiny_models[kind], n_samples=2, seed=7)
+    m = tiny_models[kind].copy()
+    m.precision = "bfloat16"
+    ref = xgenfill.inpaint(da, model=m, n_samples=2, seed=7)
+    np.testing.assert_array_equal(xgenfill.inpaint(da, model=m, n_samples=2, seed=7).values,
+                                  ref.values)
+    filled = np.isnan(da.values) & np.isfinite(ref.values[0])
+    assert filled.sum() > 1000
+    assert np.abs(np.log10(ref.values) - np.log10(f32.values))[:, filled].max() < 0.02
+    m.tile, m.batch_size, m.time_batch = 16, 5, 5
+    other = xgenfill.inpaint(da, model=m, n_samples=2, seed=7)
+    np.testing.assert_allclose(other.values, ref.values, rtol=1e-2)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_save_load_round_trip(tiny_models, kind, tmp_path):
     da = make_chl()
     model = tiny_models[kind]
     path = model.save(tmp_path / f"tiny-{kind}")
     assert path.suffix == ".safetensors" and path.with_suffix(".json").exists()
-    back = load_model(path, device="cpu")
+    back = load_model(path, device="cpu", precision="float32")  # runtime choice, not saved
     assert back.meta["variable"] == "chl" and back.meta["transform"] == "log10"
     assert back.meta["normalisation"]["std"][0] > 0
     assert back.meta["training"]["steps"] >= 1
     a = xgenfill.inpaint(da, model=model, n_samples=2, seed=3)
     b = xgenfill.inpaint(da, model=back, n_samples=2, seed=3)
     np.testing.assert_array_equal(a.values, b.values)
-    c = xgenfill.inpaint(da, model=str(path), n_samples=2, seed=3)  # model= a local path
+    c = xgenfill.inpaint(da, model=str(path), n_samples=2, seed=3,  # model= a local path
+                         precision="float32")
     np.testing.assert_array_equal(a.values, c.values)
     assert "sha256:" in c.attrs["history"]
 
@@ -116,6 +136,42 @@ def test_network_call_budget():
     assert path[0] == 0 and path[-1] == 10 and ups == 2 * 4  # 4 jump points, 1 resample each
     sig = edm_sigmas(6)
     assert sig[-1] == 0 and all(a > b for a, b in zip(sig, sig[1:]))
+
+
+@pytest.mark.parametrize("sampler,steps", [("dpm++", 6), ("dpm++", 3), ("heun", 6),
+                                           ("repaint", 6)])
+def test_network_calls_counted_match_the_budget(tiny_models, sampler, steps):
+    da = make_chl(nt=10)
+    m = tiny_models["diffusion"].copy()
+    m.options.update(sampler=sampler, steps=steps)
+    m.time_batch = m.batch_size = 10  # one batch: calls = network evaluations per sample
+    calls = []
+    handle = m.net.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        xgenfill.inpaint(da, model=m, n_samples=1, seed=0)
+    finally:
+        handle.remove()
+    assert len(calls) == m.nfe() <= 20
+    if sampler == "dpm++":
+        assert m.nfe() == steps
+
+
+def test_dpm_solver_and_heun_solve_the_same_ode(tiny_models):
+    """Both samplers integrate the same probability-flow ODE from the same noise: with many
+    steps they converge to the same samples (checks the DPM-Solver++ update)."""
+    da = make_chl(nt=10)
+    outs = {}
+    for sampler in ("dpm++", "heun"):
+        m = tiny_models["diffusion"].copy()
+        m.options.update(sampler=sampler, steps=60)
+        outs[sampler] = np.log10(xgenfill.inpaint(da, model=m, n_samples=2, seed=1).values)
+    few = tiny_models["diffusion"].copy()
+    few.options.update(sampler="dpm++", steps=2)
+    coarse = np.log10(xgenfill.inpaint(da, model=few, n_samples=2, seed=1).values)
+    gaps = np.isnan(da.values) & np.isfinite(outs["heun"][0])
+    diff = np.abs(outs["dpm++"] - outs["heun"])[:, gaps]
+    assert np.median(diff) < 0.2 * np.median(np.abs(coarse - outs["heun"])[:, gaps])
+    assert np.percentile(diff, 99) < 0.05
 
 
 def test_repaint_sampler_runs_and_keeps_observations(tiny_models):

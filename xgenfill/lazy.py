@@ -54,7 +54,7 @@ def model_spec(filler: Filler) -> dict[str, Any] | None:
     return {"source": source, "hash": filler.weights_hash,
             "options": dict(getattr(filler, "options", {})),
             "runtime": {k: getattr(filler, k) for k in ("device", "tile", "halo", "batch_size",
-                                                         "time_batch")}}
+                                                         "time_batch", "precision")}}
 
 
 def _load_cached(spec: dict[str, Any]) -> Filler:
@@ -62,7 +62,8 @@ def _load_cached(spec: dict[str, Any]) -> Filler:
     from .models.registry import get_filler
 
     device = str(resolve_device(spec["runtime"]["device"]))
-    key = (spec["source"], spec["hash"], device, tuple(sorted(spec["options"].items())))
+    key = (spec["source"], spec["hash"], device, tuple(sorted(spec["options"].items())),
+           tuple(sorted((k, str(v)) for k, v in spec["runtime"].items() if k != "device")))
     with _LOCK:
         if key not in _CACHE:
             runtime = {**spec["runtime"], "device": device}

@@ -55,6 +55,12 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, 
     halo = round_up(max(halo, 0), multiple)
     ny_p, nx_p = round_up(ny, multiple), round_up(nx, multiple)
     ty, tx = min(round_up(tile, multiple), ny_p), min(round_up(tile, multiple), nx_p)
+    if not periodic_x and (ty, tx) == (ny_p, nx_p):
+        # one tile covers each image: batch whole images, no window copies (same result)
+        xp = x if (ny_p, nx_p) == (ny, nx) else torch.nn.functional.pad(
+            x, (0, nx_p - nx, 0, ny_p - ny))
+        parts = [fn(xp[i:i + batch_size]) for i in range(0, b, batch_size)]
+        return torch.cat(parts)[:, :, :ny, :nx]
     # pad the far edges to the down-sampling multiple (the same for every tiling)
     xp = torch.nn.functional.pad(x, (0, 0 if periodic_x else nx_p - nx, 0, ny_p - ny))
     if periodic_x:

@@ -4,8 +4,10 @@ Denoiser in the EDM parametrisation (Karras et al. 2022) with a per-pixel noise 
 DINDiff (Barth et al. 2024) and TD-Paint: observed pixels enter clean (noise level 0), gap
 pixels carry noise. Training hides observed pixels under transplanted real clouds and computes
 the loss only there; pixels that were never observed carry pure noise and no loss (no
-pre-filled targets: MissDiff shows that is biased). Sampling: Heun's 2nd-order ODE solver
-(``steps`` steps, 2*steps-1 network calls), or ``sampler="repaint"``: a RePaint-style
+pre-filled targets: MissDiff shows that is biased). Sampling: DPM-Solver++(2M) (default; one
+network call per step: 6 steps give the same case-A scores as 11-call Heun, and 3 steps stay
+close), Heun's 2nd-order ODE solver (``sampler="heun"``, 2*steps-1 calls), or
+``sampler="repaint"``: a RePaint-style
 resampling schedule (jumps back up the noise ladder, ``n_resample`` times every ``jump_length``
 steps), written from the paper's description on the same network. Observed pixels are never
 generated: every sample reproduces them exactly.
@@ -60,16 +62,19 @@ def repaint_schedule(steps: int, jump_length: int, n_resample: int) -> list[int]
 
 
 class DiffusionFiller(NeuralFiller):
-    """``model="diffusion"``. Options: ``steps`` (Heun steps, default 6: 11 network calls),
-    ``sampler`` ("heun" or "repaint"), ``jump_length``, ``n_resample`` (RePaint), ``p_mean``,
+    """``model="diffusion"``. Options: ``steps`` (noise levels, default 6: 6 network calls with
+    the default sampler; ``steps=3`` halves the time for slightly under-dispersed ensembles),
+    ``sampler`` ("dpm++", "heun" or "repaint"), ``sigma_min``, ``rho`` (Karras noise ladder),
+    ``jump_length``, ``n_resample``, ``repaint_steps`` (RePaint), ``p_mean``,
     ``p_std`` (training noise-level distribution)."""
 
     kind = "diffusion"
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:
-        return {"steps": 6, "sampler": "heun", "jump_length": 2, "n_resample": 2,
-                "repaint_steps": 10, "p_mean": -0.4, "p_std": 1.6}
+        return {"steps": 6, "sampler": "dpm++", "jump_length": 2, "n_resample": 2,
+                "repaint_steps": 10, "p_mean": -0.4, "p_std": 1.6, "sigma_min": SIGMA_MIN,
+                "rho": RHO}
 
     def build_net(self):
         from .nets import UNet
@@ -82,6 +87,8 @@ class DiffusionFiller(NeuralFiller):
         if o["sampler"] == "repaint":
             path = repaint_schedule(o["repaint_steps"], o["jump_length"], o["n_resample"])
             return sum(1 for a, b in zip(path, path[1:]) if b > a)
+        if o["sampler"] == "dpm++":
+            return o["steps"]
         return 2 * o["steps"] - 1
 
     # -- the denoiser ---------------------------------------------------------------------------
@@ -169,9 +176,16 @@ class DiffusionFiller(NeuralFiller):
             return torch.cat([hash_normal((b, ny, nx), seed=seed, member=m, step=step,
                                           t_index=draw["t_abs"], device=dev) for m in members])
 
+        # the network input is built once; each call rewrites only its first two channels
+        inp = self._inputs(torch.zeros_like(obs_k), torch.zeros_like(obs_k), vis_k, ctx_k)
+        if dev.type == "cpu":
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        gap_f = gap_k.float()
+
         def denoise(x, sigma: float):
-            smap = gap_k.float() * sigma
-            inp = self._inputs(x, smap, vis_k, ctx_k)
+            smap = gap_f * sigma
+            inp[:, 0] = x * torch.rsqrt(smap**2 + 1.0)
+            inp[:, 1] = torch.log(smap.clamp_min(1e-3)) / 4.0
             raw = self.tiled(apply, inp, cond_scalar=math.log(max(sigma, 1e-3)) / 4,
                              periodic_x=draw["periodic_x"])[:, 0]
             return self._precondition(x, smap, raw.to(x.dtype))
@@ -180,7 +194,7 @@ class DiffusionFiller(NeuralFiller):
             return torch.where(gap_k, x, obs_k)
 
         if o["sampler"] == "heun":
-            sig = edm_sigmas(o["steps"])
+            sig = edm_sigmas(o["steps"], sigma_min=float(o["sigma_min"]), rho=float(o["rho"]))
             x = keep(sig[0] * noise(0))
             for i, (s, s_next) in enumerate(zip(sig[:-1], sig[1:])):
                 d = (x - denoise(x, s)) / s
@@ -206,6 +220,26 @@ class DiffusionFiller(NeuralFiller):
                 else:  # up: forward-noise the generated region back to s_next
                     x = x + math.sqrt(max(s_next**2 - s**2, 0.0)) * noise(n)
                 x = keep(x)
+        elif o["sampler"] == "dpm++":
+            # DPM-Solver++(2M) in data-prediction form (Lu et al. 2022): one network call per
+            # level; for the EDM parametrisation exp(-h) = s_next / s
+            sig = edm_sigmas(o["steps"], sigma_min=float(o["sigma_min"]), rho=float(o["rho"]))
+            x = keep(sig[0] * noise(0))
+            prev, h_prev = None, None
+            for s, s_next in zip(sig[:-1], sig[1:]):
+                den = denoise(x, s)
+                if s_next == 0:
+                    x = den
+                else:
+                    h = math.log(s / s_next)
+                    d_hat = den
+                    if prev is not None:
+                        r = h_prev / h
+                        d_hat = (1 + 1 / (2 * r)) * den - (1 / (2 * r)) * prev
+                    x = (s_next / s) * x + (1 - s_next / s) * d_hat
+                    prev, h_prev = den, h
+                x = keep(x)
         else:
-            raise GenfillError(f"unknown sampler {o['sampler']!r}; use 'heun' or 'repaint'")
+            raise GenfillError(f"unknown sampler {o['sampler']!r}; use 'heun', 'dpm++' or "
+                               "'repaint'")
         return x.reshape(k, b, ny, nx)

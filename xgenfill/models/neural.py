@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from .base import Cube, Fill, Filler
 __all__ = ["NeuralFiller", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
+_MOVE_LOCK = threading.RLock()
 
 
 class NeuralFiller(Filler):
@@ -42,6 +44,9 @@ class NeuralFiller(Filler):
         Time steps sampled together.
     progress
         Show a tqdm bar over time batches.
+    precision
+        ``"auto"`` (bfloat16 on CUDA and on CPUs with native bf16 instructions, float32
+        otherwise), ``"float32"`` or ``"bfloat16"``. Training always uses float32 weights.
     """
 
     kind = "neural"
@@ -49,8 +54,12 @@ class NeuralFiller(Filler):
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
                  n_covariates: int = 0, device: str = "auto", tile: int = 256,
-                 halo: int | None = None, batch_size: int = 16, time_batch: int = 16,
-                 progress: bool = False, **options: Any) -> None:
+                 halo: int | None = None, batch_size: int = 8, time_batch: int = 8,
+                 progress: bool = False, precision: str = "auto", **options: Any) -> None:
+        from ..device import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise GenfillError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if window < 0:
             raise GenfillError(f"window must be >= 0, got {window}")
         self.arch = {"window": int(window), "widths": [int(w) for w in widths],
@@ -63,11 +72,12 @@ class NeuralFiller(Filler):
         self.init_kwargs = {"window": window, "widths": tuple(widths),
                             "n_covariates": n_covariates, "device": device, "tile": tile,
                             "halo": halo, "batch_size": batch_size, "time_batch": time_batch,
-                            "progress": progress, **options}
+                            "progress": progress, "precision": precision, **options}
         self.device = device
         self.tile, self.batch_size, self.time_batch = tile, batch_size, time_batch
         self.halo = halo
         self.progress = progress
+        self.precision = precision
         self.meta: dict[str, Any] = {}
         self.weights_hash: str | None = None
         self.source: str | None = None  # registry name or file it was loaded from
@@ -123,9 +133,16 @@ class NeuralFiller(Filler):
         return max(2 ** (len(self.arch["widths"]) - 1), 8)
 
     def _device(self):
-        if self._dev is None:
-            self._dev = resolve_device(self.device)
-            self.net.to(self._dev)
+        # dask threads may share this model: move/convert the weights once, under a lock,
+        # never while another thread runs the network
+        with _MOVE_LOCK:
+            if self._dev is None:
+                import torch
+
+                dev = resolve_device(self.device)
+                layout = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+                self.net.to(dev).to(memory_format=layout)  # channels-last: oneDNN's fast path
+                self._dev = dev
         return self._dev
 
     def to(self, device: str) -> "NeuralFiller":
@@ -134,17 +151,23 @@ class NeuralFiller(Filler):
         return self
 
     def apply_fn(self):
-        """The network call used for tiled inference (autocast to bf16 on CUDA)."""
+        """The network call used for tiled inference: autocast to ``precision`` (see
+        :func:`xgenfill.device.compute_dtype`), channels-last on CPU (oneDNN's fast layout)."""
         import torch
 
+        from ..device import compute_dtype
+
         dev = self._device()
+        dtype = compute_dtype(dev, self.precision)
+        layout = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
 
         def run(x, cond):
+            x = x.contiguous(memory_format=layout)
             with torch.inference_mode():
-                if dev.type == "cuda":
-                    with torch.autocast("cuda", dtype=torch.bfloat16):
-                        return self.net(x, cond).float()
-                return self.net(x, cond)
+                if dtype == torch.float32:
+                    return self.net(x, cond).float()
+                with torch.autocast(dev.type, dtype=dtype):
+                    return self.net(x, cond).float()
 
         return run
 
