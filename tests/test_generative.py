@@ -85,7 +85,7 @@ def test_bfloat16_close_to_float32_and_stable_across_tilings(tiny_models, kind):
 def test_save_load_round_trip(tiny_models, kind, tmp_path):
     da = make_chl()
     model = tiny_models[kind]
-    path = model.save(tmp_path / f"tiny-{kind}")
+    path = model.copy().save(tmp_path / f"tiny-{kind}")
     assert path.suffix == ".safetensors" and path.with_suffix(".json").exists()
     back = load_model(path, device="cpu", precision="float32")  # runtime choice, not saved
     assert back.meta["variable"] == "chl" and back.meta["transform"] == "log10"
@@ -101,7 +101,8 @@ def test_save_load_round_trip(tiny_models, kind, tmp_path):
 
 
 def test_corrupted_and_truncated_weights_are_refused(tiny_models, tmp_path):
-    path = tiny_models["diffusion"].save(tmp_path / "m")
+    path = tiny_models["diffusion"].copy().save(tmp_path / "m")  # the shared model keeps
+    # its in-memory identity (saving sets .source)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(WeightsError, match="corrupted or truncated"):

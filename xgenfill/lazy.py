@@ -1,10 +1,13 @@
 """Lazy (dask) execution of :func:`xgenfill.inpaint`.
 
 A dask-backed input gives a dask-backed result and nothing is computed until the user asks.
-Time chunks are kept and exchange halos with their neighbours (``dask.array.overlap``) as deep
-as the model's temporal context; each spatial field is one chunk, because the sampler couples
-the whole image at every step (the tile loop inside a chunk bounds memory instead). Models that
-need the whole record (DINEOF, the temporal baselines) run on one time chunk.
+Chunks exchange halos with their neighbours (``dask.array.overlap``): in time as deep as the
+model's temporal context, in space as deep as its dependency radius (one receptive field per
+network call in sequence, see ``NeuralFiller.dependency_radius``; wrapped on global grids), so
+that every chunk's core is computed exactly as in the whole field. Spatial chunks are widened
+to at least that radius and aligned on the network's down-sampling grid. Models that need the
+whole record (DINEOF, the temporal baselines) run on one time chunk; models that need the whole
+field (DINEOF, spatial interpolation) on one spatial chunk; pixel-wise ones keep any chunks.
 
 Only a small *spec* of the model goes into the graph when it has one (registry name or file
 path, weights hash, options): each worker process loads it once through a cache keyed by that
@@ -46,6 +49,39 @@ def time_depth(filler: Filler) -> int | None:
     return 0 if not filler.needs_time else None
 
 
+def space_plan(chunks: tuple[int, ...], n: int, radius: int | None, multiple: int
+               ) -> tuple[tuple[int, ...], int]:
+    """Chunks along one spatial axis and the halo depth for a model of dependency ``radius``.
+
+    Chunks are made regular, multiples of ``multiple`` (so that every chunk's window starts on
+    the network's down-sampling grid) and at least as wide as the halo; too few pixels for
+    that gives one chunk (no halo).
+    """
+    from .tiling import round_up
+
+    if radius is None or len(chunks) == 1:
+        return (n,), 0
+    if radius == 0:
+        return tuple(chunks), 0
+    depth = round_up(radius, multiple)
+    size = round_up(max(max(chunks), depth), multiple)
+    sizes = [min(size, n - s) for s in range(0, n, size)]
+    if len(sizes) > 1 and sizes[-1] < depth:
+        sizes[-2:] = [sizes[-2] + sizes[-1]]
+    if len(sizes) == 1:
+        return (n,), 0
+    return tuple(sizes), depth
+
+
+def _window_index(starts: np.ndarray, i: int, depth: int, size: int, n: int,
+                  wrap: bool) -> tuple[np.ndarray, int]:
+    """Absolute positions of the pixels of block ``i`` with its halo, and where its core
+    begins inside the block."""
+    lo = depth if (wrap or i > 0) else 0
+    idx = starts[i] - lo + np.arange(size)
+    return (idx % n if wrap else idx), lo
+
+
 def model_spec(filler: Filler) -> dict[str, Any] | None:
     """A few strings that rebuild ``filler`` on a worker, or None for in-memory models."""
     source = getattr(filler, "source", None)
@@ -53,8 +89,9 @@ def model_spec(filler: Filler) -> dict[str, Any] | None:
         return None
     return {"source": source, "hash": filler.weights_hash,
             "options": dict(getattr(filler, "options", {})),
-            "runtime": {k: getattr(filler, k) for k in ("device", "tile", "halo", "batch_size",
-                                                         "time_batch", "precision")}}
+            "runtime": {k: getattr(filler, k) for k in ("device", "tile", "halo", "blend",
+                                                         "batch_size", "time_batch",
+                                                         "precision")}}
 
 
 def _load_cached(spec: dict[str, Any]) -> Filler:
@@ -108,11 +145,20 @@ def _forward_block(block: np.ndarray, transform: str, var_name: str) -> np.ndarr
 
 
 def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, starts, depth,
-                doy, time_index, periodic_x, block_id=None):
-    """Fill one (extra..., T_block, Y, X) block of transformed values; returns members in
-    transformed units, (K, extra..., T_core, Y, X)."""
+                doy, time_index, periodic_x, space, block_id=None):
+    """Fill one (extra..., T_block, Y_block, X_block) block of transformed values (with its
+    halos); returns members in transformed units, (K, extra..., T_core, Y_core, X_core)."""
     filler = _load_cached(spec) if spec is not None else model
     _torch_threads()
+    y_abs, y_lo = _window_index(space["y_starts"], block_id[-2], space["y_depth"],
+                                values.shape[-2], space["ny"], False)
+    wrap = periodic_x and space["x_depth"] > 0
+    x_abs, x_lo = _window_index(space["x_starts"], block_id[-1], space["x_depth"],
+                                values.shape[-1], space["nx"], wrap)
+    y_core = slice(y_lo, y_lo + int(np.diff(space["y_starts"])[block_id[-2]]))
+    x_core = slice(x_lo, x_lo + int(np.diff(space["x_starts"])[block_id[-1]]))
+    # a field split along longitude gets its wrap from the halo, not from the model
+    periodic = periodic_x and len(space["x_starts"]) == 2
     i = block_id[-3]
     core0 = starts[i]
     lo = core0 - (depth if i > 0 else 0)
@@ -125,18 +171,20 @@ def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, start
     s = std.reshape(-1)
     steps = np.zeros(tb, bool)
     steps[core0 - lo:core0 - lo + n_core] = True
-    out = np.full((n_samples, v.shape[0], n_core) + v.shape[-2:], np.nan, np.float32)
+    core_shape = (y_core.stop - y_core.start, x_core.stop - x_core.start)
+    out = np.full((n_samples, v.shape[0], n_core) + core_shape, np.nan, np.float32)
     for f in range(v.shape[0]):
         norm = ((v[f] - m[f]) / s[f]).astype(np.float32)
         norm = np.where(oc[f][None], norm, np.nan)
         cube = Cube(norm, oc[f], doy=None if doy is None else doy[lo:lo + tb],
                     time_index=None if time_index is None else time_index[lo:lo + tb],
-                    periodic_x=periodic_x, steps=steps, t_offset=lo)
-        if not cube.gaps.any():
+                    periodic_x=periodic, steps=steps, t_offset=lo, y_index=y_abs,
+                    x_index=x_abs)
+        if not cube.gaps[:, y_core, x_core].any():
             continue
         fill = filler.fill(cube, n_samples=n_samples, seed=seed)
-        out[:, f] = fill.samples[:, steps] * s[f] + m[f]
-    return out.reshape((n_samples,) + extra_shape + (n_core,) + v.shape[-2:])
+        out[:, f] = fill.samples[:, steps][..., y_core, x_core] * s[f] + m[f]
+    return out.reshape((n_samples,) + extra_shape + (n_core,) + core_shape)
 
 
 def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int | None,
@@ -172,7 +220,11 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         if len(sizes) > 1 and sizes[-1] < depth:
             sizes[-2:] = [sizes[-2] + sizes[-1]]
         t_chunks = tuple(sizes)
-    x = x.rechunk({ne: t_chunks, ne + 1: -1, ne + 2: -1}).astype(np.float64)
+    radius = getattr(filler, "spatial_radius", None)
+    multiple = getattr(filler, "multiple", 1)
+    y_chunks, y_depth = space_plan(x.chunks[ne + 1], ny, radius, multiple)
+    x_chunks, x_depth = space_plan(x.chunks[ne + 2], nx, radius, multiple)
+    x = x.rechunk({ne: t_chunks, ne + 1: y_chunks, ne + 2: x_chunks}).astype(np.float64)
 
     t = x.map_blocks(_forward_block, transform=tf.name, var_name=str(da.name), dtype=np.float64)
     observed_ever = dsa.isfinite(x).any(axis=ne)
@@ -201,17 +253,28 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         model_arg = delayed(filler, pure=True)  # one graph key shared by every task
     else:
         model_arg = None
-    tt = overlap(t, depth={ne: d}, boundary="none") if d else t
-    oc_b = ocean.rechunk(tt.chunks[:ne] + tt.chunks[-2:])
+    x_boundary = "periodic" if periodic_x else "none"
+    if d or y_depth or x_depth:
+        tt = overlap(t, depth={ne: d, ne + 1: y_depth, ne + 2: x_depth},
+                     boundary={ne: "none", ne + 1: "none", ne + 2: x_boundary})
+    else:
+        tt = t
+    oc_b = ocean.rechunk(t.chunks[:ne] + t.chunks[-2:])
+    if y_depth or x_depth:
+        oc_b = overlap(oc_b, depth={ne: y_depth, ne + 1: x_depth},
+                       boundary={ne: "none", ne + 1: x_boundary})
     mean_b = mean.rechunk(tt.chunks[:ne])
     std_b = std.rechunk(tt.chunks[:ne])
     out_chunks = ((n_samples,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
-                  + tt.chunks[-2:])
+                  + t.chunks[-2:])
+    space = {"ny": ny, "nx": nx, "y_depth": y_depth, "x_depth": x_depth,
+             "y_starts": np.concatenate([[0], np.cumsum(y_chunks)]).astype(int),
+             "x_starts": np.concatenate([[0], np.cumsum(x_chunks)]).astype(int)}
     members = dsa.map_blocks(
         _fill_block, tt, oc_b[..., None, :, :], mean_b[..., None, None, None],
         std_b[..., None, None, None], dtype=np.float32, chunks=out_chunks, new_axis=0,
         model=model_arg, spec=spec, n_samples=n_samples, seed=seed, starts=starts, depth=d,
-        doy=doy, time_index=time_index, periodic_x=periodic_x,
+        doy=doy, time_index=time_index, periodic_x=periodic_x, space=space,
         meta=np.empty((0,) * (ne + 4), np.float32))
     members = members.astype(np.float64)
     src_t = t  # transformed input (NaN = missing)

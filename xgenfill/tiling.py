@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["tiled_apply", "hash_normal", "round_up"]
+__all__ = ["tiled_apply", "blend_weights", "hash_normal", "round_up"]
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -30,15 +30,36 @@ def _wrap_x(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     return wide[..., start:start + nx + left + right]
 
 
+def blend_weights(n_core: int, e: int, device=None) -> torch.Tensor:
+    """1-D weights over a tile's core extended by ``e`` on each side (length n_core + 2e).
+
+    Raised-cosine ramps of width 2e centred on each core edge: the ramps of two neighbouring
+    tiles sum to 1 across their shared edge, so blending is a partition of unity.
+    """
+    u = torch.arange(-e, n_core + e, device=device, dtype=torch.float32)
+    if e == 0:
+        return torch.ones_like(u)
+
+    def ramp(d: torch.Tensor) -> torch.Tensor:  # d: distance inside the edge (neg. outside)
+        w = 0.5 - 0.5 * torch.cos(math.pi * (d + e + 0.5) / (2 * e))
+        return torch.where(d >= e, torch.ones_like(w), torch.where(d < -e, torch.zeros_like(w), w))
+
+    return ramp(u) * ramp(n_core - 1 - u)
+
+
 def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, tile: int,
                 halo: int, multiple: int = 8, periodic_x: bool = False, batch_size: int = 16,
-                ) -> torch.Tensor:
+                blend: int = 0) -> torch.Tensor:
     """Apply ``fn`` (B, C, h, w) -> (B, C', h, w) to ``x`` (B, C, Y, X) tile by tile.
 
     Tiles lie on a grid anchored at the array origin. Each window is its tile plus ``halo``
     pixels of context on every side, clipped at the array edges: at an edge the network sees
-    its own zero padding, exactly as when the whole array is one tile. With ``halo`` at least
-    the receptive-field radius, the result does not depend on ``tile`` (up to float rounding).
+    its own zero padding, exactly as when the whole array is one tile. Each tile's output is
+    kept over its core extended by ``blend // 2`` pixels and blended with its neighbours'
+    with smooth (raised-cosine) weights. With ``halo`` at least the receptive-field radius plus
+    ``blend // 2``, every kept pixel saw its whole receptive field, so blending averages equal
+    values and the result does not depend on ``tile`` (up to float rounding); with a smaller
+    halo (cheaper) the blending hides the seams.
 
     Parameters
     ----------
@@ -50,9 +71,12 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, 
         Wrap the last axis (global longitude) instead of treating its ends as edges.
     batch_size
         Windows per call of ``fn``: bounds memory whatever the array size.
+    blend
+        Width of the smooth transition between neighbouring tiles (at most ``2 * halo``).
     """
     b, _, ny, nx = x.shape
     halo = round_up(max(halo, 0), multiple)
+    e = min(max(int(blend), 0) // 2, halo)
     ny_p, nx_p = round_up(ny, multiple), round_up(nx, multiple)
     ty, tx = min(round_up(tile, multiple), ny_p), min(round_up(tile, multiple), nx_p)
     if not periodic_x and (ty, tx) == (ny_p, nx_p):
@@ -64,35 +88,53 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, 
     # pad the far edges to the down-sampling multiple (the same for every tiling)
     xp = torch.nn.functional.pad(x, (0, 0 if periodic_x else nx_p - nx, 0, ny_p - ny))
     if periodic_x:
-        nx_t = round_up(nx, tx)
-        xp = _wrap_x(xp, halo, halo + nx_t - nx)  # column j of x is column j + halo of xp
-        x_off, x_lim = halo, nx_t + halo
+        x_end = round_up(nx, tx)
+        xp = _wrap_x(xp, halo, halo + x_end - nx)  # column j of x is column j + halo of xp
+        x_off, x_lim = halo, x_end + 2 * halo
     else:
-        x_off, x_lim = 0, nx_p
-    groups: dict[tuple[int, int], list[tuple[int, int, int, int, int]]] = {}
+        x_end, x_off, x_lim = nx_p, 0, nx_p
+    # each tile: core origin (y0, x0), window origin (wy0, wx0) in xp, window size (h, w)
+    groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
     for y0 in range(0, ny_p, ty):
         wy0, wy1 = max(y0 - halo, 0), min(y0 + ty + halo, ny_p)
-        for x0 in range(0, nx if periodic_x else nx_p, tx):
-            wx0 = max(x0 + x_off - halo, 0)
-            wx1 = min(x0 + x_off + tx + halo, x_lim + (halo if periodic_x else 0))
-            groups.setdefault((wy1 - wy0, wx1 - wx0), []).append((y0, x0, wy0, wx0, 0))
-    out = None
+        for x0 in range(0, x_end, tx):
+            wx0, wx1 = max(x0 + x_off - halo, 0), min(x0 + x_off + tx + halo, x_lim)
+            groups.setdefault((wy1 - wy0, wx1 - wx0), []).append((y0, x0, wy0, wx0))
+    # output canvas with an e-pixel margin on every side (canvas index = array index + e)
+    acc = wsum = None
     for (h, w), tiles in groups.items():
         jobs = [(i, *t) for i in range(b) for t in tiles]
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
             windows = torch.stack([xp[i, :, wy0:wy0 + h, wx0:wx0 + w]
-                                   for i, _, _, wy0, wx0, _ in chunk])
+                                   for i, _, _, wy0, wx0 in chunk])
             res = fn(windows)
-            if out is None:
-                out = torch.empty((b, res.shape[1], ny_p, nx + tx), dtype=res.dtype,
-                                  device=res.device)
-            for r, (i, y0, x0, wy0, wx0, _) in zip(res, chunk):
-                cy, cx = y0 - wy0, x0 + x_off - wx0
-                core = r[:, cy:cy + min(ty, ny_p - y0), cx:cx + tx]
-                out[i, :, y0:y0 + core.shape[1], x0:x0 + core.shape[2]] = core
-    assert out is not None
-    return out[:, :, :ny, :nx]
+            if acc is None:
+                acc = torch.zeros((b, res.shape[1], ny_p + 2 * e, x_end + 2 * e),
+                                  dtype=torch.float32, device=res.device)
+                wsum = torch.zeros((ny_p + 2 * e, x_end + 2 * e), dtype=torch.float32,
+                                   device=res.device)
+            for r, (i, y0, x0, wy0, wx0) in zip(res, chunk):
+                ly, lx = min(ty, ny_p - y0), min(tx, x_end - x0)
+                wy = blend_weights(ly, e, res.device)
+                wx = blend_weights(lx, e, res.device)
+                # kept rows/cols in array coordinates, clipped to what the window holds
+                r0, r1 = max(y0 - e, wy0), min(y0 + ly + e, wy0 + h)
+                c0, c1 = max(x0 - e, wx0 - x_off), min(x0 + lx + e, wx0 - x_off + w)
+                wgt = wy[r0 - y0 + e:r1 - y0 + e, None] * wx[None, c0 - x0 + e:c1 - x0 + e]
+                acc[i, :, r0 + e:r1 + e, c0 + e:c1 + e] += (
+                    r[:, r0 - wy0:r1 - wy0, c0 + x_off - wx0:c1 + x_off - wx0].float() * wgt)
+                if i == 0:  # every image has the same tiles: one weight map
+                    wsum[r0 + e:r1 + e, c0 + e:c1 + e] += wgt
+    assert acc is not None and wsum is not None
+    if periodic_x:  # fold the columns beyond either end back onto the circle
+        idx = torch.arange(-e, x_end + e, device=acc.device) % nx
+        acc = torch.zeros((*acc.shape[:3], nx), device=acc.device).index_add_(3, idx, acc)
+        wsum = torch.zeros((wsum.shape[0], nx), device=acc.device).index_add_(1, idx, wsum)
+        out = acc[:, :, e:e + ny] / wsum[e:e + ny]
+    else:
+        out = acc[:, :, e:e + ny, e:e + nx] / wsum[e:e + ny, e:e + nx]
+    return out.to(res.dtype)
 
 
 _M1 = 0xBF58476D1CE4E5B9 - (1 << 64)
@@ -123,14 +165,20 @@ def _key(*parts: int) -> int:
 
 def hash_normal(shape_tyx: tuple[int, int, int], *, seed: int, member: int, step: int,
                 t0: int = 0, y0: int = 0, x0: int = 0, t_index: torch.Tensor | None = None,
+                y_index: torch.Tensor | None = None, x_index: torch.Tensor | None = None,
                 device: torch.device | str = "cpu") -> torch.Tensor:
     """Standard normal noise of shape (T, Y, X) that is a pure function of
-    (seed, member, step, absolute t, y, x)."""
+    (seed, member, step, absolute t, y, x). ``*_index`` give the absolute position of each row
+    (e.g. of a spatial chunk with its halo, wrapped on a global grid); otherwise positions
+    run from ``t0``, ``y0``, ``x0``."""
     nt, ny, nx = shape_tyx
-    t = (t_index.to(device=device, dtype=torch.int64) if t_index is not None
-         else torch.arange(t0, t0 + nt, device=device, dtype=torch.int64))
-    y = torch.arange(y0, y0 + ny, device=device, dtype=torch.int64)
-    x = torch.arange(x0, x0 + nx, device=device, dtype=torch.int64)
+
+    def axis(index, start, n):
+        if index is not None:
+            return index.to(device=device, dtype=torch.int64)
+        return torch.arange(start, start + n, device=device, dtype=torch.int64)
+
+    t, y, x = axis(t_index, t0, nt), axis(y_index, y0, ny), axis(x_index, x0, nx)
     pos = (t[:, None, None] * 0x100000 + y[None, :, None]) * 0x100000 + x[None, None, :]
     out = []
     for stream in (0, 1):

@@ -28,6 +28,10 @@ class Cube:
     covariates: np.ndarray | None = None  # (C, T, Y, X) normalised extra inputs, NaN allowed
     steps: np.ndarray | None = None  # (T,) bool: only these time steps need filling (None: all)
     t_offset: int = 0  # absolute index of the first step (keeps random draws chunk-independent)
+    # absolute row / column of each pixel when the cube is a spatial chunk with halos (wrapped
+    # on global grids); None: 0..Y-1, 0..X-1
+    y_index: np.ndarray | None = None
+    x_index: np.ndarray | None = None
 
     @property
     def observed(self) -> np.ndarray:
@@ -56,6 +60,8 @@ class Filler(ABC):
     name: str = "filler"
     stochastic: bool = False  # True when n_samples > 1 gives distinct members
     needs_time: bool = False  # True when a time axis with several steps is required
+    # how far (pixels) the fill at a pixel looks in space: 0 pixel-wise, None the whole field
+    spatial_radius: int | None = None
     weights_hash: str | None = None
 
     def fit(self, cubes: list[Cube], **kwargs: Any) -> "Filler":  # noqa: D401

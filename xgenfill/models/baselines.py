@@ -26,6 +26,7 @@ class LinearTime(Filler):
 
     name = "linear_time"
     needs_time = True
+    spatial_radius = 0  # each pixel's own record
 
     def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
         _deterministic(n_samples, self.name)
@@ -58,6 +59,7 @@ class Climatology(Filler):
 
     name = "climatology"
     needs_time = True
+    spatial_radius = 0  # each pixel's own record
 
     def __init__(self, window: float = 15.0) -> None:
         self.window = window

@@ -174,7 +174,9 @@ class DiffusionFiller(NeuralFiller):
 
         def noise(step: int):
             return torch.cat([hash_normal((b, ny, nx), seed=seed, member=m, step=step,
-                                          t_index=draw["t_abs"], device=dev) for m in members])
+                                          t_index=draw["t_abs"], y_index=draw["y_abs"],
+                                          x_index=draw["x_abs"], device=dev)
+                              for m in members])
 
         # the network input is built once; each call rewrites only its first two channels
         inp = self._inputs(torch.zeros_like(obs_k), torch.zeros_like(obs_k), vis_k, ctx_k)

@@ -35,9 +35,12 @@ class NeuralFiller(Filler):
         Number of extra conditioning variables.
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
-    tile, halo
-        Tiled inference: core tile size and context on each side (default: the network's
-        receptive-field radius, so results do not depend on the tiling).
+    tile, halo, blend
+        Tiled inference: core tile size, context on each side, and the width over which
+        neighbouring tiles are blended with smooth weights (default halo: the network's
+        receptive-field radius plus ``blend // 2``, so that every blended pixel saw its whole
+        receptive field and results do not depend on the tiling; a smaller halo is cheaper
+        and the blending hides the seams).
     batch_size
         Tiles per network call (bounds memory).
     time_batch
@@ -54,7 +57,8 @@ class NeuralFiller(Filler):
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
                  n_covariates: int = 0, device: str = "auto", tile: int = 256,
-                 halo: int | None = None, batch_size: int = 8, time_batch: int = 8,
+                 halo: int | None = None, blend: int = 16, batch_size: int = 8,
+                 time_batch: int = 8,
                  progress: bool = False, precision: str = "auto", **options: Any) -> None:
         from ..device import PRECISIONS
 
@@ -71,11 +75,11 @@ class NeuralFiller(Filler):
                                f"valid: {sorted(self.default_options())}")
         self.init_kwargs = {"window": window, "widths": tuple(widths),
                             "n_covariates": n_covariates, "device": device, "tile": tile,
-                            "halo": halo, "batch_size": batch_size, "time_batch": time_batch,
-                            "progress": progress, "precision": precision, **options}
+                            "halo": halo, "blend": blend, "batch_size": batch_size,
+                            "time_batch": time_batch, "progress": progress, "precision": precision, **options}
         self.device = device
         self.tile, self.batch_size, self.time_batch = tile, batch_size, time_batch
-        self.halo = halo
+        self.halo, self.blend = halo, int(blend)
         self.progress = progress
         self.precision = precision
         self.meta: dict[str, Any] = {}
@@ -182,10 +186,9 @@ class NeuralFiller(Filler):
                                                             device=w.device)
             return fn(w, c)
 
-        halo = self.receptive_radius if self.halo is None else self.halo
+        halo = self.receptive_radius + self.blend // 2 if self.halo is None else self.halo
         return tiled_apply(call, x, tile=self.tile, halo=halo, multiple=self.multiple,
-                           periodic_x=periodic_x,
-                           batch_size=self.batch_size)
+                           periodic_x=periodic_x, batch_size=self.batch_size, blend=self.blend)
 
     # -- public -------------------------------------------------------------------------------
     def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
@@ -208,11 +211,15 @@ class NeuralFiller(Filler):
 
             bar = tqdm(total=len(todo), desc=f"xgenfill {self.kind}", unit="step")
         apply = self.apply_fn()
+        ny, nx = cube.values.shape[-2:]
+        yx_abs = [torch.as_tensor(np.arange(n) if idx is None else np.asarray(idx), device=dev)
+                  for idx, n in ((cube.y_index, ny), (cube.x_index, nx))]
         for ts in batches:
             ts_t = torch.as_tensor(ts, device=dev)
             ctx = context_channels(field, ts_t, self.window)
             # the model holds no per-call state: dask threads may share it
-            draw = {"t_abs": ts_t + int(cube.t_offset), "periodic_x": cube.periodic_x}
+            draw = {"t_abs": ts_t + int(cube.t_offset), "periodic_x": cube.periodic_x,
+                    "y_abs": yx_abs[0], "x_abs": yx_abs[1]}
             res = self.sample_steps(field, ts_t, ctx, n_samples, seed, apply, draw)  # (K,B,Y,X)
             out[:, ts] = res.float().cpu().numpy()
             if bar is not None:
@@ -226,6 +233,16 @@ class NeuralFiller(Filler):
     def nfe(self) -> int:
         """Network evaluations per sample."""
         return 1
+
+    def dependency_radius(self) -> int:
+        """How far (pixels) an input can influence an output through the whole fill: one
+        receptive field per network call in sequence. A spatial chunk with a halo this wide
+        gives exactly the result of the whole field (see :mod:`xgenfill.lazy`)."""
+        return self.nfe() * self.receptive_radius
+
+    @property
+    def spatial_radius(self) -> int:  # type: ignore[override]
+        return self.dependency_radius()
 
     def fit(self, cubes: list[Cube], **kwargs: Any) -> "NeuralFiller":
         """Train on gappy cubes (see :func:`xgenfill.models.training.train_model`)."""

@@ -126,9 +126,11 @@ class VAEFiller(NeuralFiller):
         mu_p, _ = self._stats(self.net.prior, y_vis, visible, ctx)
         return self._decode(y_vis, visible, ctx, mu_p)[0]
 
-    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
-        import math
+    def dependency_radius(self) -> int:
+        # prior network, then the decoder (each radius already counts the latent's 4x4 blocks)
+        return 2 * self.receptive_radius
 
+    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
         import torch
         import torch.nn.functional as F
 
@@ -138,7 +140,9 @@ class VAEFiller(NeuralFiller):
         y_vis = field.vals[ts] * visible
         b, ny, nx = y_vis.shape
         lat = int(self.options["latent"])
-        ly, lx = math.ceil(ny / LATENT_FACTOR), math.ceil(nx / LATENT_FACTOR)
+        # the latent's 4x4 blocks on the absolute grid (rows/columns of this cube map onto them)
+        yl, y_inv = torch.unique(draw["y_abs"] // LATENT_FACTOR, return_inverse=True)
+        xl, x_inv = torch.unique(draw["x_abs"] // LATENT_FACTOR, return_inverse=True)
         dev = y_vis.device
         prior_in = torch.cat([y_vis[:, None], visible[:, None].float(), ctx], 1)
         prior = self.net.prior
@@ -152,10 +156,12 @@ class VAEFiller(NeuralFiller):
         mu_p, logvar_p = stats[:, :lat], stats[:, lat:].clamp(-10.0, 10.0)
         members = []
         for m in range(n_samples):
-            # latent noise on the absolute 1/4 grid: independent of tiling
-            eps = torch.stack([hash_normal((b, ly, lx), seed=seed, member=m, step=1000 + c,
-                                           t_index=draw["t_abs"], device=dev) for c in range(lat)], 1)
-            eps = F.interpolate(eps, scale_factor=LATENT_FACTOR, mode="nearest")[..., :ny, :nx]
+            # latent noise constant over the blocks of the absolute 1/4 grid: independent of
+            # tiling and of spatial chunking
+            eps = torch.stack([hash_normal((b, len(yl), len(xl)), seed=seed, member=m,
+                                           step=1000 + c, t_index=draw["t_abs"], y_index=yl,
+                                           x_index=xl, device=dev)
+                               for c in range(lat)], 1)[:, :, y_inv][:, :, :, x_inv]
             z_up = mu_p + torch.exp(0.5 * logvar_p) * eps
             inp = self._decoder_input(y_vis, visible, ctx, z_up)
             out = self.tiled(apply, inp, periodic_x=draw["periodic_x"])
@@ -163,8 +169,8 @@ class VAEFiller(NeuralFiller):
             mean, log_s2 = out[:, 0], out[:, 1].clamp(-10.0, 0.0)
             if self.options["sample_noise"] and n_samples > 1:
                 eps = hash_normal((b, ny, nx), seed=seed, member=m, step=2000,
-                                  t_index=draw["t_abs"],
-                                  device=dev)
+                                  t_index=draw["t_abs"], y_index=draw["y_abs"],
+                                  x_index=draw["x_abs"], device=dev)
                 mean = mean + torch.exp(0.5 * log_s2) * eps
             members.append(mean)
         return torch.stack(members)
