@@ -227,7 +227,16 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     x = x.rechunk({ne: t_chunks, ne + 1: y_chunks, ne + 2: x_chunks}).astype(np.float64)
 
     t = x.map_blocks(_forward_block, transform=tf.name, var_name=str(da.name), dtype=np.float64)
-    observed_ever = dsa.isfinite(x).any(axis=ne)
+    # The land mask and the normalisation statistics reduce over the whole record, and every
+    # fill task needs them. Sharing blocks between those reductions and the fills would make
+    # dask hold every input block until the reductions finish (memory growing with the
+    # archive), so the reductions read the input through an independent copy of its graph.
+    from dask.graph_manipulation import clone
+
+    x_stats = clone(x, seed="xgenfill-statistics")
+    t_stats = x_stats.map_blocks(_forward_block, transform=tf.name, var_name=str(da.name),
+                                 dtype=np.float64)
+    observed_ever = dsa.isfinite(x_stats).any(axis=ne)
     ocean = observed_ever
     if mask is not None:
         from .prepare import _user_mask
@@ -238,8 +247,9 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         user = user[..., ::-1] if flip_x else user
         ocean = ocean & user
     t = dsa.where(ocean[..., None, :, :], t, np.nan)
-    mean = dsa.nanmean(t, axis=(-3, -2, -1))
-    std = dsa.nanstd(t, axis=(-3, -2, -1))
+    t_stats = dsa.where(ocean[..., None, :, :], t_stats, np.nan)
+    mean = dsa.nanmean(t_stats, axis=(-3, -2, -1))
+    std = dsa.nanstd(t_stats, axis=(-3, -2, -1))
     std = dsa.where((std > 0) & dsa.isfinite(std), std, 1.0)
     mean = dsa.where(dsa.isfinite(mean), mean, 0.0)
 
