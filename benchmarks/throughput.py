@@ -3,6 +3,9 @@
 
     python benchmarks/throughput.py --weights weights/diffusion-chl-v1 --size 4320 8640 \
         --members 8 --device cuda
+    python benchmarks/throughput.py --weights vae --size 1024 1024 --members 1 --device cpu
+
+``--weights``: a registry name, a kind ("diffusion", "vae": the default model) or a path.
 
 A synthetic log-normal chlorophyll-like field with 10 % cloud gaps and 30 % land on a global
 grid (periodic longitude) is filled; the time of ``fill`` (tiling, sampling, device transfers)
@@ -44,7 +47,7 @@ def main() -> None:
     import torch
 
     from xgenfill.models.base import Cube
-    from xgenfill.models.io import load_model
+    from xgenfill.models.registry import get_filler
 
     p = argparse.ArgumentParser()
     p.add_argument("--weights", required=True)
@@ -52,13 +55,17 @@ def main() -> None:
     p.add_argument("--members", type=int, default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--tile", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. -o steps=3 -o precision=float32")
     args = p.parse_args()
     ny, nx = args.size
     v, ocean = synthetic_day(ny, nx)
-    model = load_model(args.weights, device=args.device, tile=args.tile,
-                       batch_size=args.batch_size)
+    opts = {k: (int(val) if val.isdigit() else val)
+            for k, val in (o.split("=", 1) for o in args.option)}
+    model = get_filler(args.weights, device=args.device, tile=args.tile,
+                       batch_size=args.batch_size, **opts)
     cube = Cube(v, ocean, doy=np.array([150.0], np.float32), periodic_x=True)
     # warm-up on a small crop (kernel selection, allocator)
     model.fill(Cube(v[:, :512, :512], ocean[:512, :512], doy=cube.doy), n_samples=1)
@@ -74,7 +81,8 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     sec = min(times)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-    row = {"model": model.kind, "device": str(model._device()), "ny": ny, "nx": nx,
+    row = {"model": model.kind, "options": opts, "device": str(model._device()),
+           "precision": model.precision, "ny": ny, "nx": nx,
            "members": args.members, "nfe": model.nfe(), "seconds": round(sec, 2),
            "Mpx_per_s": round(ny * nx * args.members / sec / 1e6, 2),
            "peak_gpu_GiB": None if peak is None else round(peak, 2),

@@ -56,9 +56,13 @@ class Prepared:
         return self.transform.inverse(transformed)
 
     def to_transformed(self, normalised: np.ndarray, field_axis: int = 0) -> np.ndarray:
+        """Undo the normalisation, in the input's float precision (model output is float32;
+        upcasting a whole ensemble to float64 costs time and memory for nothing)."""
         shape = [1] * normalised.ndim
         shape[field_axis] = -1
-        return normalised * self.std.reshape(shape) + self.mean.reshape(shape)
+        dt = normalised.dtype if normalised.dtype.kind == "f" else np.float64
+        std, mean = self.std.astype(dt).reshape(shape), self.mean.astype(dt).reshape(shape)
+        return normalised * std + mean
 
     def to_canonical(self, arr: np.ndarray) -> np.ndarray:
         """Apply the same flips as the prepared cube to an array whose last dims are (Y, X)."""

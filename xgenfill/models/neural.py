@@ -56,7 +56,7 @@ class NeuralFiller(Filler):
     stochastic = True
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
-                 n_covariates: int = 0, device: str = "auto", tile: int = 256,
+                 n_covariates: int = 0, device: str = "auto", tile: int = 512,
                  halo: int | None = None, blend: int = 16, batch_size: int = 8,
                  time_batch: int = 8,
                  progress: bool = False, precision: str = "auto", **options: Any) -> None:
