@@ -65,6 +65,17 @@ def test_same_result_across_chunkings_and_eager(model, kw, rtol):
         np.testing.assert_allclose(lazy_out.chl.values, eager.chl.values, rtol=rtol)
         np.testing.assert_array_equal(lazy_out.chl_filled_flag.values,
                                       eager.chl_filled_flag.values)
+        # uncertainty: ensemble spread, or the model's own estimate (DINEOF's CV error)
+        unc, ref = lazy_out.chl_uncertainty.values, eager.chl_uncertainty.values
+        filled = eager.chl_filled_flag.values == 1
+        if model == "dineof" or kw.get("n_samples", 1) > 1:
+            assert np.isfinite(ref[filled]).all() and np.isfinite(unc[filled]).all()
+        else:  # a single generated member carries no spread, lazily or not
+            assert np.isnan(ref[filled]).all() and np.isnan(unc[filled]).all()
+        np.testing.assert_allclose(unc[filled], ref[filled], rtol=max(rtol, 1e-4) * 50,
+                                   atol=1e-2 * np.nanmedian(ref[filled])
+                                   if rtol > 1e-3 and np.isfinite(ref[filled]).any() else 1e-6,
+                                   equal_nan=True)
         obs = np.isfinite(da.values)
         assert np.array_equal(lazy_out.chl.values[obs], da.values[obs])
 

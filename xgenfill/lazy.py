@@ -172,7 +172,8 @@ def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, start
     steps = np.zeros(tb, bool)
     steps[core0 - lo:core0 - lo + n_core] = True
     core_shape = (y_core.stop - y_core.start, x_core.stop - x_core.start)
-    out = np.full((n_samples, v.shape[0], n_core) + core_shape, np.nan, np.float32)
+    # members, then the model's own error estimate (DINEOF's CV error; NaN when it has none)
+    out = np.full((n_samples + 1, v.shape[0], n_core) + core_shape, np.nan, np.float32)
     for f in range(v.shape[0]):
         norm = ((v[f] - m[f]) / s[f]).astype(np.float32)
         norm = np.where(oc[f][None], norm, np.nan)
@@ -183,8 +184,11 @@ def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, start
         if not cube.gaps[:, y_core, x_core].any():
             continue
         fill = filler.fill(cube, n_samples=n_samples, seed=seed)
-        out[:, f] = fill.samples[:, steps][..., y_core, x_core] * s[f] + m[f]
-    return out.reshape((n_samples,) + extra_shape + (n_core,) + core_shape)
+        out[:n_samples, f] = fill.samples[:, steps][..., y_core, x_core] * s[f] + m[f]
+        if fill.std is not None:
+            own = np.where(cube.gaps, fill.std, np.nan)[steps][..., y_core, x_core]
+            out[n_samples, f] = own * s[f]
+    return out.reshape((n_samples + 1,) + extra_shape + (n_core,) + core_shape)
 
 
 def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int | None,
@@ -275,7 +279,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
                        boundary={ne: "none", ne + 1: x_boundary})
     mean_b = mean.rechunk(tt.chunks[:ne])
     std_b = std.rechunk(tt.chunks[:ne])
-    out_chunks = ((n_samples,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
+    out_chunks = ((n_samples + 1,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
                   + t.chunks[-2:])
     space = {"ny": ny, "nx": nx, "y_depth": y_depth, "x_depth": x_depth,
              "y_starts": np.concatenate([[0], np.cumsum(y_chunks)]).astype(int),
@@ -286,7 +290,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         model=model_arg, spec=spec, n_samples=n_samples, seed=seed, starts=starts, depth=d,
         doy=doy, time_index=time_index, periodic_x=periodic_x, space=space,
         meta=np.empty((0,) * (ne + 4), np.float32))
-    members = members.astype(np.float64)
+    own_error = members[n_samples].astype(np.float64)
+    members = members[:n_samples].astype(np.float64)
     src_t = t  # transformed input (NaN = missing)
     gap = dsa.isnan(src_t) & ocean[..., None, :, :]
     finite = dsa.isfinite(members).all(axis=0)
@@ -325,9 +330,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     result.encoding = dict(da.encoding)
     if not return_dataset:
         return result
-    spread = (members.std(axis=0, ddof=1) if n_samples > 1
-              else dsa.full_like(best, np.nan))
+    spread = members.std(axis=0, ddof=1) if n_samples > 1 else own_error
     return dataset_form(result, back(status), back(spread), src=da, transform=tf,
                         history=call_hist.split("\n")[0],
                         comment="ensemble spread of the generated members" if n_samples > 1
-                        else "not available for a single lazy member")
+                        else "model error estimate (e.g. DINEOF cross-validation RMSE)")
