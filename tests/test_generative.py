@@ -62,6 +62,23 @@ def test_same_seed_same_output_whatever_the_tiling(tiny_models, kind):
     assert not np.allclose(different.values, ref.values, equal_nan=True)
 
 
+def test_mixed_precision_training_learns_and_keeps_float32_weights():
+    """precision="bfloat16": autocast in training (weights, gradients, EMA stay float32)."""
+    da = make_chl(nt=60, seed=5)
+    kw = {**TINY, "precision": "bfloat16"}
+    model = xgenfill.train(da, model="diffusion", max_steps=300, patch=24, progress=False,
+                           seed=0, **kw)
+    assert all(p.dtype == torch.float32 for p in model.net.parameters())
+    assert np.isfinite(model.meta["training"]["final_train_loss"])
+    test = make_chl(seed=0)
+    truth = make_field(seed=0)
+    out = xgenfill.inpaint(test, model=model, n_samples=4, seed=0, return_dataset=True)
+    gaps = out.chl_filled_flag.values == 1
+    err = np.sqrt(np.mean((np.log10(out.chl.values[gaps]) - truth[gaps]) ** 2))
+    mean_err = np.sqrt(np.mean((np.nanmean(np.log10(test.values)) - truth[gaps]) ** 2))
+    assert err < 0.6 * mean_err, (err, mean_err)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_bfloat16_close_to_float32_and_stable_across_tilings(tiny_models, kind):
     """bf16 network arithmetic (the CPU default where the CPU has bf16 instructions): the same

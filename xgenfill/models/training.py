@@ -150,6 +150,15 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
                    for s in sources if len(s.val_steps) for _ in range(4)]
 
     net = model.net
+    # mixed precision where the device does bf16 natively (weights, gradients, optimiser and
+    # EMA stay float32); precision="float32" trains exactly as before
+    from ..device import compute_dtype
+
+    dtype = compute_dtype(dev, getattr(model, "precision", "float32"))
+
+    def autocast():
+        return torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32)
+
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
 
@@ -169,7 +178,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         se = n = 0.0
         with torch.no_grad():
             for b in val_batches:
-                pred = model.predict_mean(b)
+                with autocast():
+                    pred = model.predict_mean(b).float()
                 se += float((((pred - b["y"]) ** 2) * b["hidden"]).sum())
                 n += float(b["hidden"].sum())
         net.load_state_dict(backup)
@@ -192,7 +202,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         batch = make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library)
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(step, time.perf_counter() - t0)
-        loss = model.loss(batch)
+        with autocast():
+            loss = model.loss(batch).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
