@@ -49,8 +49,9 @@ class NeuralFiller(Filler):
         Show a tqdm bar over time batches.
     precision
         ``"auto"`` (bfloat16 on CUDA and on CPUs with native bf16 instructions, float32
-        otherwise), ``"float32"`` or ``"bfloat16"``; training uses the same rule as autocast
-        (weights, gradients, optimiser state stay float32; 1.5x faster fine-tunes on such CPUs).
+        otherwise), ``"float32"`` or ``"bfloat16"``. Training runs in float32 unless
+        ``"bfloat16"`` is asked for (autocast; weights, gradients and optimiser state stay
+        float32; 1.5x faster on bf16 CPUs).
     """
 
     kind = "neural"
