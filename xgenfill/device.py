@@ -9,7 +9,8 @@ from .errors import GenfillError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["resolve_device", "compute_dtype", "PRECISIONS"]
+__all__ = ["resolve_device", "check_precision", "compute_dtype", "memory_format", "autocast",
+           "PRECISIONS"]
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -58,13 +59,18 @@ def _cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, p, lambda: False)()) for p in probes)
 
 
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise GenfillError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
 def compute_dtype(device: "torch.device", precision: str = "auto") -> "torch.dtype":
     """The dtype network calls run in: ``"auto"`` is bfloat16 on CUDA and on CPUs with native
     bf16 arithmetic, float32 elsewhere (MPS, older CPUs)."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise GenfillError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision)
     if precision == "float32":
         return torch.float32
     if precision == "bfloat16":
@@ -72,3 +78,22 @@ def compute_dtype(device: "torch.device", precision: str = "auto") -> "torch.dty
     if device.type == "cuda" or (device.type == "cpu" and _cpu_has_native_bf16()):
         return torch.bfloat16
     return torch.float32
+
+
+def memory_format(device: "torch.device") -> "torch.memory_format":
+    """Channels-last on CPU (oneDNN's fast convolution layout), the default elsewhere."""
+    import torch
+
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def autocast(device: "torch.device", dtype: "torch.dtype"):
+    """Autocast to ``dtype`` on ``device``, or nothing at all for float32 (so that devices
+    without autocast support, e.g. MPS on older torch, are never asked for it)."""
+    import contextlib
+
+    import torch
+
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -93,12 +93,22 @@ class DiffusionFiller(NeuralFiller):
 
     # -- the denoiser ---------------------------------------------------------------------------
     @staticmethod
-    def _inputs(x, sigma_map, visible, ctx):
+    def _noisy_channels(x, sigma_map):
+        """The first two network inputs: the scaled noisy field and the log noise level."""
         import torch
 
-        c_in = 1.0 / torch.sqrt(sigma_map**2 + 1.0)
-        log_s = torch.log(sigma_map.clamp_min(1e-3)) / 4.0
-        return torch.cat([(x * c_in)[:, None], log_s[:, None], visible[:, None].float(), ctx], 1)
+        return x / torch.sqrt(sigma_map**2 + 1.0), torch.log(sigma_map.clamp_min(1e-3)) / 4.0
+
+    @classmethod
+    def _inputs(cls, x, sigma_map, visible, ctx):
+        import torch
+
+        x_in, log_s = cls._noisy_channels(x, sigma_map)
+        return torch.cat([x_in[:, None], log_s[:, None], visible[:, None].float(), ctx], 1)
+
+    def _sigmas(self, steps: int) -> list[float]:
+        return edm_sigmas(steps, sigma_min=float(self.options["sigma_min"]),
+                          rho=float(self.options["rho"]))
 
     @staticmethod
     def _precondition(x, sigma_map, raw):
@@ -158,6 +168,7 @@ class DiffusionFiller(NeuralFiller):
                         draw: dict):
         import torch
 
+        from ..device import memory_format
         from ..tiling import hash_normal
 
         o = self.options
@@ -180,14 +191,12 @@ class DiffusionFiller(NeuralFiller):
 
         # the network input is built once; each call rewrites only its first two channels
         inp = self._inputs(torch.zeros_like(obs_k), torch.zeros_like(obs_k), vis_k, ctx_k)
-        if dev.type == "cpu":
-            inp = inp.contiguous(memory_format=torch.channels_last)
+        inp = inp.contiguous(memory_format=memory_format(dev))
         gap_f = gap_k.float()
 
         def denoise(x, sigma: float):
             smap = gap_f * sigma
-            inp[:, 0] = x * torch.rsqrt(smap**2 + 1.0)
-            inp[:, 1] = torch.log(smap.clamp_min(1e-3)) / 4.0
+            inp[:, 0], inp[:, 1] = self._noisy_channels(x, smap)
             raw = self.tiled(apply, inp, cond_scalar=math.log(max(sigma, 1e-3)) / 4,
                              periodic_x=draw["periodic_x"])[:, 0]
             return self._precondition(x, smap, raw.to(x.dtype))
@@ -196,7 +205,7 @@ class DiffusionFiller(NeuralFiller):
             return torch.where(gap_k, x, obs_k)
 
         if o["sampler"] == "heun":
-            sig = edm_sigmas(o["steps"], sigma_min=float(o["sigma_min"]), rho=float(o["rho"]))
+            sig = self._sigmas(o["steps"])
             x = keep(sig[0] * noise(0))
             for i, (s, s_next) in enumerate(zip(sig[:-1], sig[1:])):
                 d = (x - denoise(x, s)) / s
@@ -206,7 +215,7 @@ class DiffusionFiller(NeuralFiller):
                     x_next = x + (s_next - s) * 0.5 * (d + d2)
                 x = keep(x_next)
         elif o["sampler"] == "repaint":
-            sig = edm_sigmas(o["repaint_steps"])
+            sig = self._sigmas(o["repaint_steps"])
             path = repaint_schedule(o["repaint_steps"], o["jump_length"], o["n_resample"])
             x = keep(sig[0] * noise(0))
             for n, (i, j) in enumerate(zip(path[:-1], path[1:]), start=1):
@@ -225,7 +234,7 @@ class DiffusionFiller(NeuralFiller):
         elif o["sampler"] == "dpm++":
             # DPM-Solver++(2M) in data-prediction form (Lu et al. 2022): one network call per
             # level; for the EDM parametrisation exp(-h) = s_next / s
-            sig = edm_sigmas(o["steps"], sigma_min=float(o["sigma_min"]), rho=float(o["rho"]))
+            sig = self._sigmas(o["steps"])
             x = keep(sig[0] * noise(0))
             prev, h_prev = None, None
             for s, s_next in zip(sig[:-1], sig[1:]):

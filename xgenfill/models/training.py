@@ -153,11 +153,10 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     # bf16 autocast only when asked for (precision="bfloat16"; weights, gradients, optimiser
     # and EMA stay float32): 1.5x faster on bf16 CPUs, but in one benchmark run its fine-tunes
     # were worse on case B (SST), so "auto" trains in float32
+    from ..device import autocast
+
     explicit = getattr(model, "precision", "auto") == "bfloat16"
     dtype = torch.bfloat16 if explicit else torch.float32
-
-    def autocast():
-        return torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32)
 
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -178,7 +177,7 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         se = n = 0.0
         with torch.no_grad():
             for b in val_batches:
-                with autocast():
+                with autocast(dev, dtype):
                     pred = model.predict_mean(b).float()
                 se += float((((pred - b["y"]) ** 2) * b["hidden"]).sum())
                 n += float(b["hidden"].sum())
@@ -202,7 +201,7 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         batch = make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library)
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(step, time.perf_counter() - t0)
-        with autocast():
+        with autocast(dev, dtype):
             loss = model.loss(batch).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
