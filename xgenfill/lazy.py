@@ -3,7 +3,7 @@
 A dask-backed input gives a dask-backed result and nothing is computed until the user asks.
 Chunks exchange halos with their neighbours (``dask.array.overlap``): in time as deep as the
 model's temporal context, in space as deep as its dependency radius (one receptive field per
-network call in sequence, see ``NeuralFiller.dependency_radius``; wrapped on global grids), so
+network call in sequence, see ``NeuralFiller.spatial_radius``; wrapped on global grids), so
 that every chunk's core is computed exactly as in the whole field. Spatial chunks are widened
 to at least that radius and aligned on the network's down-sampling grid. Models that need the
 whole record (DINEOF, the temporal baselines) run on one time chunk; models that need the whole
@@ -181,12 +181,13 @@ def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, start
                     time_index=None if time_index is None else time_index[lo:lo + tb],
                     periodic_x=periodic, steps=steps, t_offset=lo, y_index=y_abs,
                     x_index=x_abs)
-        if not cube.gaps[:, y_core, x_core].any():
+        gaps = cube.gaps
+        if not gaps[:, y_core, x_core].any():
             continue
         fill = filler.fill(cube, n_samples=n_samples, seed=seed)
         out[:n_samples, f] = fill.samples[:, steps][..., y_core, x_core] * s[f] + m[f]
         if fill.std is not None:
-            own = np.where(cube.gaps, fill.std, np.nan)[steps][..., y_core, x_core]
+            own = np.where(gaps, fill.std, np.nan)[steps][..., y_core, x_core]
             out[n_samples, f] = own * s[f]
     return out.reshape((n_samples + 1,) + extra_shape + (n_core,) + core_shape)
 

@@ -62,10 +62,9 @@ class NeuralFiller(Filler):
                  halo: int | None = None, blend: int = 16, batch_size: int = 8,
                  time_batch: int = 8,
                  progress: bool = False, precision: str = "auto", **options: Any) -> None:
-        from ..device import PRECISIONS
+        from ..device import check_precision
 
-        if precision not in PRECISIONS:
-            raise GenfillError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)
         if window < 0:
             raise GenfillError(f"window must be >= 0, got {window}")
         self.arch = {"window": int(window), "widths": [int(w) for w in widths],
@@ -78,7 +77,8 @@ class NeuralFiller(Filler):
         self.init_kwargs = {"window": window, "widths": tuple(widths),
                             "n_covariates": n_covariates, "device": device, "tile": tile,
                             "halo": halo, "blend": blend, "batch_size": batch_size,
-                            "time_batch": time_batch, "progress": progress, "precision": precision, **options}
+                            "time_batch": time_batch, "progress": progress,
+                            "precision": precision, **options}
         self.device = device
         self.tile, self.batch_size, self.time_batch = tile, batch_size, time_batch
         self.halo, self.blend = halo, int(blend)
@@ -143,11 +143,10 @@ class NeuralFiller(Filler):
         # never while another thread runs the network
         with _MOVE_LOCK:
             if self._dev is None:
-                import torch
+                from ..device import memory_format
 
                 dev = resolve_device(self.device)
-                layout = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
-                self.net.to(dev).to(memory_format=layout)  # channels-last: oneDNN's fast path
+                self.net.to(dev).to(memory_format=memory_format(dev))
                 self._dev = dev
         return self._dev
 
@@ -161,19 +160,15 @@ class NeuralFiller(Filler):
         :func:`xgenfill.device.compute_dtype`), channels-last on CPU (oneDNN's fast layout)."""
         import torch
 
-        from ..device import compute_dtype
+        from ..device import autocast, compute_dtype, memory_format
 
         dev = self._device()
-        dtype = compute_dtype(dev, self.precision)
-        layout = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+        dtype, layout = compute_dtype(dev, self.precision), memory_format(dev)
 
         def run(x, cond):
             x = x.contiguous(memory_format=layout)
-            with torch.inference_mode():
-                if dtype == torch.float32:
-                    return self.net(x, cond).float()
-                with torch.autocast(dev.type, dtype=dtype):
-                    return self.net(x, cond).float()
+            with torch.inference_mode(), autocast(dev, dtype):
+                return self.net(x, cond).float()
 
         return run
 
@@ -236,15 +231,12 @@ class NeuralFiller(Filler):
         """Network evaluations per sample."""
         return 1
 
-    def dependency_radius(self) -> int:
+    @property
+    def spatial_radius(self) -> int:  # type: ignore[override]
         """How far (pixels) an input can influence an output through the whole fill: one
         receptive field per network call in sequence. A spatial chunk with a halo this wide
         gives exactly the result of the whole field (see :mod:`xgenfill.lazy`)."""
         return self.nfe() * self.receptive_radius
-
-    @property
-    def spatial_radius(self) -> int:  # type: ignore[override]
-        return self.dependency_radius()
 
     def fit(self, cubes: list[Cube], **kwargs: Any) -> "NeuralFiller":
         """Train on gappy cubes (see :func:`xgenfill.models.training.train_model`)."""

@@ -126,7 +126,8 @@ class VAEFiller(NeuralFiller):
         mu_p, _ = self._stats(self.net.prior, y_vis, visible, ctx)
         return self._decode(y_vis, visible, ctx, mu_p)[0]
 
-    def dependency_radius(self) -> int:
+    @property
+    def spatial_radius(self) -> int:  # type: ignore[override]
         # prior network, then the decoder (each radius already counts the latent's 4x4 blocks)
         return 2 * self.receptive_radius
 
