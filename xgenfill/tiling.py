@@ -93,40 +93,43 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, 
         x_off, x_lim = halo, x_end + 2 * halo
     else:
         x_end, x_off, x_lim = nx_p, 0, nx_p
-    # each tile: core origin (y0, x0), window origin (wy0, wx0) in xp, window size (h, w)
-    groups: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+    # each tile: its window origin (wy0, wx0) in xp, the rows/cols it keeps in array
+    # coordinates (core + e, clipped to what the window holds) and their blending weights;
+    # the weights' sum is the same map for every image
+    wsum = torch.zeros((ny_p + 2 * e, x_end + 2 * e), dtype=torch.float32, device=x.device)
+    groups: dict[tuple[int, int], list[tuple]] = {}
     for y0 in range(0, ny_p, ty):
         wy0, wy1 = max(y0 - halo, 0), min(y0 + ty + halo, ny_p)
+        ly = min(ty, ny_p - y0)
+        wy = blend_weights(ly, e, x.device)
+        r0, r1 = max(y0 - e, wy0), min(y0 + ly + e, wy1)
         for x0 in range(0, x_end, tx):
             wx0, wx1 = max(x0 + x_off - halo, 0), min(x0 + x_off + tx + halo, x_lim)
-            groups.setdefault((wy1 - wy0, wx1 - wx0), []).append((y0, x0, wy0, wx0))
+            lx = min(tx, x_end - x0)
+            wx = blend_weights(lx, e, x.device)
+            c0, c1 = max(x0 - e, wx0 - x_off), min(x0 + lx + e, wx1 - x_off)
+            wgt = wy[r0 - y0 + e:r1 - y0 + e, None] * wx[None, c0 - x0 + e:c1 - x0 + e]
+            wsum[r0 + e:r1 + e, c0 + e:c1 + e] += wgt
+            groups.setdefault((wy1 - wy0, wx1 - wx0), []).append(
+                (wy0, wx0, slice(r0, r1), slice(c0, c1), wgt))
     # output canvas with an e-pixel margin on every side (canvas index = array index + e)
-    acc = wsum = None
+    acc = None
     for (h, w), tiles in groups.items():
         jobs = [(i, *t) for i in range(b) for t in tiles]
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
             windows = torch.stack([xp[i, :, wy0:wy0 + h, wx0:wx0 + w]
-                                   for i, _, _, wy0, wx0 in chunk])
+                                   for i, wy0, wx0, *_ in chunk])
             res = fn(windows)
             if acc is None:
                 acc = torch.zeros((b, res.shape[1], ny_p + 2 * e, x_end + 2 * e),
                                   dtype=torch.float32, device=res.device)
-                wsum = torch.zeros((ny_p + 2 * e, x_end + 2 * e), dtype=torch.float32,
-                                   device=res.device)
-            for r, (i, y0, x0, wy0, wx0) in zip(res, chunk):
-                ly, lx = min(ty, ny_p - y0), min(tx, x_end - x0)
-                wy = blend_weights(ly, e, res.device)
-                wx = blend_weights(lx, e, res.device)
-                # kept rows/cols in array coordinates, clipped to what the window holds
-                r0, r1 = max(y0 - e, wy0), min(y0 + ly + e, wy0 + h)
-                c0, c1 = max(x0 - e, wx0 - x_off), min(x0 + lx + e, wx0 - x_off + w)
-                wgt = wy[r0 - y0 + e:r1 - y0 + e, None] * wx[None, c0 - x0 + e:c1 - x0 + e]
-                acc[i, :, r0 + e:r1 + e, c0 + e:c1 + e] += (
-                    r[:, r0 - wy0:r1 - wy0, c0 + x_off - wx0:c1 + x_off - wx0].float() * wgt)
-                if i == 0:  # every image has the same tiles: one weight map
-                    wsum[r0 + e:r1 + e, c0 + e:c1 + e] += wgt
-    assert acc is not None and wsum is not None
+            for r, (i, wy0, wx0, rows, cols, wgt) in zip(res, chunk):
+                part = r[:, rows.start - wy0:rows.stop - wy0,
+                         cols.start + x_off - wx0:cols.stop + x_off - wx0]
+                acc[i, :, rows.start + e:rows.stop + e, cols.start + e:cols.stop + e] += (
+                    part.float() * wgt)
+    assert acc is not None
     if periodic_x:  # fold the columns beyond either end back onto the circle
         idx = torch.arange(-e, x_end + e, device=acc.device) % nx
         acc = torch.zeros((*acc.shape[:3], nx), device=acc.device).index_add_(3, idx, acc)
