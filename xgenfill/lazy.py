@@ -25,7 +25,7 @@ import xarray as xr
 
 from .errors import GenfillError
 from .models.base import Cube, Filler
-from .post import FILLED, LAND, NOT_FILLED, OBSERVED, dataset_form, history_line
+from .post import FILLED, dataset_form, history_line, status_codes
 from .prepare import check_structure, descending_axes, time_axis_info
 from .transforms import choose_transform
 
@@ -297,9 +297,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     gap = dsa.isnan(src_t) & ocean[..., None, :, :]
     finite = dsa.isfinite(members).all(axis=0)
     best = members.mean(axis=0) if n_samples > 1 else members[0]
-    status = dsa.where(~ocean[..., None, :, :], LAND,
-                       dsa.where(~gap, OBSERVED, dsa.where(finite, FILLED, NOT_FILLED)))
-    status = status.astype(np.int8)
+    status = status_codes(ocean[..., None, :, :], gap, finite)
 
     def back(arr):
         if flip_y:

@@ -17,7 +17,8 @@ from .models.base import Fill
 from .prepare import Prepared
 from .transforms import Transform
 
-__all__ = ["assemble", "dataset_form", "FLAG_VALUES", "FLAG_MEANINGS", "history_line"]
+__all__ = ["assemble", "dataset_form", "status_codes", "FLAG_VALUES", "FLAG_MEANINGS",
+           "history_line"]
 
 FLAG_VALUES = np.array([0, 1, 2, 3], dtype=np.int8)
 FLAG_MEANINGS = "observed filled land_or_masked not_filled"
@@ -27,6 +28,13 @@ OBSERVED, FILLED, LAND, NOT_FILLED = (int(v) for v in FLAG_VALUES)
 def history_line(call: str, weights: str | None) -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{now}: {call} [xgenfill {__version__}; weights {weights or 'none'}]"
+
+
+def status_codes(ocean, gap, filled):
+    """The CF status of every pixel from the ocean mask, the gaps and where the model gave a
+    value; numpy or dask arrays alike (``np.where`` dispatches), broadcasting as they do."""
+    inner = np.where(gap, np.where(filled, FILLED, NOT_FILLED), OBSERVED)
+    return np.where(ocean, inner, LAND).astype(np.int8)
 
 
 def _prepend_history(attrs: dict, line: str) -> dict:
@@ -78,11 +86,7 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
 
     src_vals = np.asarray(src.values)
     ok = np.isfinite(samples).all(axis=0)
-    status = np.full(prep.values.shape, OBSERVED, dtype=np.int8)
-    status[~prep.ocean[:, None].repeat(prep.values.shape[1], 1)] = LAND
-    status[prep.gaps & ok] = FILLED
-    status[prep.gaps & ~ok] = NOT_FILLED
-    status[prep.observed] = OBSERVED
+    status = status_codes(prep.ocean[:, None], prep.gaps, ok)
     status_src = _to_source_layout(prep, status)
     fill_here = status_src == FILLED
 
