@@ -146,21 +146,21 @@ def test_space_plan_widens_aligns_and_merges_chunks():
 @pytest.mark.parametrize("periodic", [False, True])
 def test_spatial_chunks_exchange_halos_and_match_the_eager_result(tiny_models, kind, periodic,
                                                                    monkeypatch):
-    da = make_chl(nt=16, ny=96, nx=112, seed=3)
+    da = make_chl(nt=16, ny=192, nx=224, seed=3)
     if periodic:  # a global longitude axis: chunks wrap around through their halos
-        da = da.assign_coords(lon=np.arange(112) * 360.0 / 112)
+        da = da.assign_coords(lon=np.arange(224) * 360.0 / 224)
         da.lon.attrs.update(standard_name="longitude", units="degrees_east")
     model = tiny_models[kind].copy()
     if kind == "diffusion":
-        model.options["steps"] = 2  # dependency radius 2 x 19: halos of 40 pixels
+        model.options["steps"] = 1  # dependency radius 19 + 45 (guides): halos of 64 pixels
     eager = xgenfill.inpaint(da, model=model, n_samples=2, seed=5)
+    chunks = {"time": 8, "lat": 96, "lon": 112}
     with raise_if_dask_computes():
-        out = xgenfill.inpaint(da.chunk(time=8, lat=48, lon=56), model=model, n_samples=2,
-                               seed=5)
+        out = xgenfill.inpaint(da.chunk(chunks), model=model, n_samples=2, seed=5)
     assert len(out.chunks[-2]) == 2 and len(out.chunks[-1]) == 2  # space stays chunked
     np.testing.assert_allclose(out.values, eager.values, rtol=2e-5)
     # the same chunks without halos differ near the chunk edges: the halos are what works
     plan = lazy.space_plan
     monkeypatch.setattr(lazy, "space_plan", lambda *a: (plan(*a)[0], 0))
-    bare = xgenfill.inpaint(da.chunk(time=8, lat=48, lon=56), model=model, n_samples=2, seed=5)
+    bare = xgenfill.inpaint(da.chunk(chunks), model=model, n_samples=2, seed=5)
     assert not np.allclose(bare.values, eager.values, rtol=1e-3, equal_nan=True)

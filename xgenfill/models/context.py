@@ -5,6 +5,15 @@ climatology (the mean of the observations within ``CLIM_HALF`` steps of t, t its
 how many there were), and for each neighbouring step t+d (|d| <= window) its values (0 where
 missing) and its observation mask. The step itself (values, mask, noise level) is added by each
 model.
+
+Models built with ``guides=True`` also get first guesses that the classical methods would make,
+because a small network learns them slowly from few data and they are what beats it on real
+cases (linear interpolation in time on case A/C, in space on case B):
+
+* in time: each pixel's linear interpolation between its last observation before t and its
+  next one after t (each at most ``CLIM_HALF`` steps away), and the two distances;
+* in space: normalised Gaussian convolutions of the visible pixels of t itself at a few scales
+  (a smooth spatial interpolation reaching well beyond a cloud's edge), with their weights.
 """
 
 from __future__ import annotations
@@ -13,13 +22,19 @@ import math
 
 import torch
 
-__all__ = ["FieldTensors", "context_channels", "n_context_channels", "CLIM_HALF"]
+__all__ = ["FieldTensors", "context_channels", "n_context_channels", "spatial_guides",
+           "CLIM_HALF", "GUIDE_SIGMAS", "GUIDE_RADIUS", "N_GUIDES"]
 
 CLIM_HALF = 15  # half-width (in steps) of the local climatology window
+GUIDE_SIGMAS = (2.0, 6.0, 18.0)  # pixels: the scales of the spatial guides
+GUIDE_TRUNCATE = 2.5  # Gaussian kernels are cut at this many sigmas
+GUIDE_RADIUS = math.ceil(GUIDE_TRUNCATE * max(GUIDE_SIGMAS))  # how far a spatial guide looks
+N_TIME_GUIDES = 4
+N_GUIDES = N_TIME_GUIDES + 2 * len(GUIDE_SIGMAS)
 
 
-def n_context_channels(window: int, n_covariates: int = 0) -> int:
-    return 5 + 4 * window + 2 * n_covariates
+def n_context_channels(window: int, n_covariates: int = 0, guides: bool = False) -> int:
+    return 5 + 4 * window + 2 * n_covariates + (N_GUIDES if guides else 0)
 
 
 class FieldTensors:
@@ -40,6 +55,7 @@ class FieldTensors:
         zero = torch.zeros((1,) + tuple(self.vals.shape[1:]), device=self.vals.device)
         self.csum = torch.cat([zero, self.vals.cumsum(0)])
         self.ccount = torch.cat([zero, self.obs.float().cumsum(0)])
+        self._last_next = None
         self.cov = None
         if covariates is not None:
             c = torch.as_tensor(covariates, dtype=torch.float32)  # (C, T, Y, X)
@@ -49,13 +65,84 @@ class FieldTensors:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.vals.shape)  # type: ignore[return-value]
 
+    def last_next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per pixel, the index of the last observed step <= t and of the first one >= t
+        (-1 and T where there is none), (T, Y, X) each; computed once, on first use."""
+        if self._last_next is None:
+            nt = self.obs.shape[0]
+            idx = torch.arange(nt, device=self.obs.device, dtype=torch.int32)[:, None, None]
+            last = torch.where(self.obs, idx, torch.full_like(idx, -1)).cummax(0).values
+            nxt = torch.where(self.obs, idx, torch.full_like(idx, nt)).flip(0).cummin(0).values
+            self._last_next = (last, nxt.flip(0))
+        return self._last_next
+
+
+def _time_guides(f: FieldTensors, ts: torch.Tensor, ys: slice, xs: slice) -> torch.Tensor:
+    """Linear interpolation in time between each pixel's nearest observations before and after
+    the steps ``ts`` (within CLIM_HALF steps; the step itself is left out) and the two
+    distances (1 = CLIM_HALF steps; 2 = none): (B, 4, h, w)."""
+    nt = f.vals.shape[0]
+    last, nxt = (a[:, ys, xs] for a in f.last_next())
+    vals = f.vals[:, ys, xs]
+    t = ts[:, None, None].to(torch.int32)
+    before = last[(ts - 1).clamp(0, nt - 1)]
+    after = nxt[(ts + 1).clamp(0, nt - 1)]
+    a, b = (t - before).float(), (after - t).float()
+    ok_a = (ts[:, None, None] >= 1) & (before >= 0) & (a <= CLIM_HALF)
+    ok_b = (ts[:, None, None] < nt - 1) & (after < nt) & (b <= CLIM_HALF)
+    v_a = torch.gather(vals, 0, before.clamp(0, nt - 1).long()) * ok_a
+    v_b = torch.gather(vals, 0, after.clamp(0, nt - 1).long()) * ok_b
+    wa, wb = torch.where(ok_a, 1 / a.clamp_min(1), 0.0), torch.where(ok_b, 1 / b.clamp_min(1), 0.0)
+    interp = (wa * v_a + wb * v_b) / (wa + wb).clamp_min(1e-6)  # weight = inverse distance
+    age_a = torch.where(ok_a, a / CLIM_HALF, 2.0)
+    age_b = torch.where(ok_b, b / CLIM_HALF, 2.0)
+    return torch.stack([interp, (ok_a | ok_b).float(), age_a, age_b], 1)
+
+
+def _gauss_kernel(sigma: float, device) -> torch.Tensor:
+    r = math.ceil(GUIDE_TRUNCATE * sigma)
+    x = torch.arange(-r, r + 1, dtype=torch.float32, device=device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
+                   periodic_x: bool = False) -> torch.Tensor:
+    """Normalised Gaussian convolution of the visible pixels (B, h, w) at each scale of
+    ``GUIDE_SIGMAS``: the estimate (0 where no visible pixel is near) and its weight,
+    (B, 2 * scales, h, w). Pixels outside the array count as unobserved; longitudes wrap when
+    ``periodic_x``. Nothing reaches further than ``GUIDE_RADIUS``."""
+    import torch.nn.functional as F
+
+    m = visible.float()[:, None]
+    both = torch.cat([y_vis[:, None] * m, m], 0)  # numerator and weight, convolved together
+    out = []
+    for sigma in GUIDE_SIGMAS:
+        k = _gauss_kernel(sigma, y_vis.device)
+        r = (k.numel() - 1) // 2
+        h = both
+        if periodic_x:  # wrap longitudes (repeating the field when it is narrower than r)
+            nx = h.shape[-1]
+            reps = -(-r // nx)
+            h = torch.cat([h] * (2 * reps + 1), -1)[..., reps * nx - r:(reps + 1) * nx + r]
+            h = F.conv2d(h, k.view(1, 1, 1, -1))
+        else:
+            h = F.conv2d(h, k.view(1, 1, 1, -1), padding=(0, r))
+        h = F.conv2d(h, k.view(1, 1, -1, 1), padding=(r, 0))
+        num, den = h.chunk(2, 0)
+        est = torch.where(den > 1e-3, num / den.clamp_min(1e-3), torch.zeros_like(num))
+        out += [est, den]
+    return torch.cat(out, 1)
+
 
 def context_channels(f: FieldTensors, ts: torch.Tensor, window: int,
                      ys: slice = slice(None), xs: slice = slice(None),
-                     hide: torch.Tensor | None = None) -> torch.Tensor:
+                     space: torch.Tensor | None = None) -> torch.Tensor:
     """Context for the steps ``ts`` (B,) over the crop (ys, xs): (B, C, h, w).
 
-    ``hide`` (B, T?, h, w) is not used here; neighbours are always seen as observed.
+    ``space``: the spatial guides of the steps' visible pixels (see :func:`spatial_guides`);
+    given, the time guides are added too (models with ``guides=True``). They are computed by
+    the caller, who knows which pixels are visible (training hides some).
     """
     nt = f.vals.shape[0]
     ocean = f.ocean[ys, xs].float()
@@ -84,4 +171,6 @@ def context_channels(f: FieldTensors, ts: torch.Tensor, window: int,
         cvals, cobs = f.cov
         chans.append(cvals[:, :, ys, xs][:, ts].permute(1, 0, 2, 3))
         chans.append(cobs[:, :, ys, xs][:, ts].permute(1, 0, 2, 3).float())
+    if space is not None:
+        chans += [_time_guides(f, ts, ys, xs), space]
     return torch.cat(chans, dim=1)

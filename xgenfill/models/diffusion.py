@@ -79,7 +79,8 @@ class DiffusionFiller(NeuralFiller):
     def build_net(self):
         from .nets import UNet
 
-        c_in = 3 + n_context_channels(self.arch["window"], self.arch["n_covariates"])
+        c_in = 3 + n_context_channels(self.arch["window"], self.arch["n_covariates"],
+                                      self.arch["guides"])
         return UNet(c_in, 1, tuple(self.arch["widths"]))
 
     def nfe(self) -> int:

@@ -71,7 +71,9 @@ def load_model(path: str | Path, expected_sha256: str | None = None, **overrides
     options = {**cfg.get("options", {}), **overrides}
     try:
         model = classes[kind](window=arch["window"], widths=tuple(arch["widths"]),
-                              n_covariates=arch.get("n_covariates", 0), **runtime, **options)
+                              n_covariates=arch.get("n_covariates", 0),
+                              guides=arch.get("guides", False),  # saved before guides existed
+                              **runtime, **options)
     except TypeError as err:
         raise GenfillError(f"bad option for model {kind!r}: {err}") from None
     try:

@@ -33,6 +33,9 @@ class NeuralFiller(Filler):
         Channels per U-Net level (each level halves the resolution).
     n_covariates
         Number of extra conditioning variables.
+    guides
+        Also give the network classical first guesses (linear interpolation in time, smooth
+        spatial interpolation at three scales; see :mod:`xgenfill.models.context`).
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
     tile, halo, blend
@@ -58,7 +61,8 @@ class NeuralFiller(Filler):
     stochastic = True
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
-                 n_covariates: int = 0, device: str = "auto", tile: int = 512,
+                 n_covariates: int = 0, guides: bool = True, device: str = "auto",
+                 tile: int = 512,
                  halo: int | None = None, blend: int = 16, batch_size: int = 8,
                  time_batch: int = 8,
                  progress: bool = False, precision: str = "auto", **options: Any) -> None:
@@ -68,14 +72,15 @@ class NeuralFiller(Filler):
         if window < 0:
             raise GenfillError(f"window must be >= 0, got {window}")
         self.arch = {"window": int(window), "widths": [int(w) for w in widths],
-                     "n_covariates": int(n_covariates)}
+                     "n_covariates": int(n_covariates), "guides": bool(guides)}
         self.options = self.default_options() | options
         unknown = set(options) - set(self.default_options())
         if unknown:
             raise GenfillError(f"unknown option(s) {sorted(unknown)} for model {self.kind!r}; "
                                f"valid: {sorted(self.default_options())}")
         self.init_kwargs = {"window": window, "widths": tuple(widths),
-                            "n_covariates": n_covariates, "device": device, "tile": tile,
+                            "n_covariates": n_covariates, "guides": guides,
+                            "device": device, "tile": tile,
                             "halo": halo, "blend": blend, "batch_size": batch_size,
                             "time_batch": time_batch, "progress": progress,
                             "precision": precision, **options}
@@ -128,6 +133,23 @@ class NeuralFiller(Filler):
     @property
     def window(self) -> int:
         return self.arch["window"]
+
+    @property
+    def guide_radius(self) -> int:
+        """How far (pixels) the spatial guides look (0 without guides)."""
+        from .context import GUIDE_RADIUS
+
+        return GUIDE_RADIUS if self.arch.get("guides") else 0
+
+    def context(self, field, ts, periodic_x: bool = False):
+        """Context channels of the steps ``ts`` over the whole field (inference: all observed
+        pixels of the steps are visible)."""
+        from .context import context_channels, spatial_guides
+
+        space = None
+        if self.arch.get("guides"):
+            space = spatial_guides(field.vals[ts], field.obs[ts], periodic_x=periodic_x)
+        return context_channels(field, ts, self.window, space=space)
 
     @property
     def receptive_radius(self) -> int:
@@ -191,7 +213,7 @@ class NeuralFiller(Filler):
     def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
         import torch
 
-        from .context import FieldTensors, context_channels
+        from .context import FieldTensors
 
         t0 = time.perf_counter()
         dev = self._device()
@@ -213,7 +235,7 @@ class NeuralFiller(Filler):
                   for idx, n in ((cube.y_index, ny), (cube.x_index, nx))]
         for ts in batches:
             ts_t = torch.as_tensor(ts, device=dev)
-            ctx = context_channels(field, ts_t, self.window)
+            ctx = self.context(field, ts_t, periodic_x=cube.periodic_x)
             # the model holds no per-call state: dask threads may share it
             draw = {"t_abs": ts_t + int(cube.t_offset), "periodic_x": cube.periodic_x,
                     "y_abs": yx_abs[0], "x_abs": yx_abs[1]}
@@ -234,9 +256,10 @@ class NeuralFiller(Filler):
     @property
     def spatial_radius(self) -> int:  # type: ignore[override]
         """How far (pixels) an input can influence an output through the whole fill: one
-        receptive field per network call in sequence. A spatial chunk with a halo this wide
-        gives exactly the result of the whole field (see :mod:`xgenfill.lazy`)."""
-        return self.nfe() * self.receptive_radius
+        receptive field per network call in sequence, after the spatial guides. A spatial chunk
+        with a halo this wide gives exactly the result of the whole field (see
+        :mod:`xgenfill.lazy`)."""
+        return self.nfe() * self.receptive_radius + self.guide_radius
 
     def fit(self, cubes: list[Cube], **kwargs: Any) -> "NeuralFiller":
         """Train on gappy cubes (see :func:`xgenfill.models.training.train_model`)."""

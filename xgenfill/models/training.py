@@ -67,41 +67,56 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
                batch_size: int, patch: int, cloud_library: np.ndarray | None = None
                ) -> dict[str, Any]:
     """Random crops at random target steps, each with a transplanted real cloud mask (from
-    another date of the same data, or from ``cloud_library``)."""
+    another date of the same data, or from ``cloud_library``).
+
+    The clouds are drawn over the crop widened by the spatial guides' reach, so that the
+    guides see what they would see inside a whole field at inference."""
     import torch
 
-    from .context import context_channels
+    from .context import context_channels, spatial_guides
 
     nt, ny, nx = src.shape
     ph, pw = min(patch, ny), min(patch, nx)
+    r = model.guide_radius
     ts, ys, xs, hides = [], [], [], []
     for _ in range(batch_size):
         for _attempt in range(20):
             t = int(rng.choice(steps))
             y0 = int(rng.integers(0, ny - ph + 1)) // model.multiple * model.multiple
             x0 = int(rng.integers(0, nx - pw + 1)) // model.multiple * model.multiple
-            obs = src.obs_np[t, y0:y0 + ph, x0:x0 + pw]
+            wy = slice(max(0, y0 - r), min(ny, y0 + ph + r))  # the widened crop
+            wx = slice(max(0, x0 - r), min(nx, x0 + pw + r))
+            obs = src.obs_np[t, wy, wx]
             own = src.donors[src.donors != t]
             if cloud_library is not None and (own.size == 0 or rng.random() < 0.5):
-                hide = obs & _library_clouds(cloud_library, (ph, pw), rng)
+                hide = obs & _library_clouds(cloud_library, obs.shape, rng)
             else:
                 donor = int(rng.choice(own)) if own.size else t
-                hide = obs & ~src.obs_np[donor, y0:y0 + ph, x0:x0 + pw]
-            n_obs, n_hide = obs.sum(), hide.sum()
-            if n_hide >= max(8, 0.02 * obs.size) and n_hide < n_obs:
+                hide = obs & ~src.obs_np[donor, wy, wx]
+            core = (slice(y0 - wy.start, y0 - wy.start + ph), slice(x0 - wx.start,
+                                                                     x0 - wx.start + pw))
+            n_obs, n_hide = obs[core].sum(), hide[core].sum()
+            if n_hide >= max(8, 0.02 * ph * pw) and n_hide < n_obs:
                 break
-        ts.append(t), ys.append(y0), xs.append(x0), hides.append(hide)
+        ts.append(t), ys.append((wy, core[0])), xs.append((wx, core[1])), hides.append(hide)
     dev = src.field.vals.device
     f = src.field
     t_idx = torch.as_tensor(ts, device=dev)
-    y = torch.stack([f.vals[t, y0:y0 + ph, x0:x0 + pw] for t, y0, x0 in zip(ts, ys, xs)])
-    obs = torch.stack([f.obs[t, y0:y0 + ph, x0:x0 + pw] for t, y0, x0 in zip(ts, ys, xs)])
-    ocean = torch.stack([f.ocean[y0:y0 + ph, x0:x0 + pw] for y0, x0 in zip(ys, xs)])
-    ctx = torch.cat([context_channels(f, t_idx[i:i + 1], model.window,
-                                      slice(y0, y0 + ph), slice(x0, x0 + pw))
-                     for i, (y0, x0) in enumerate(zip(ys, xs))])
-    hidden = torch.as_tensor(np.stack(hides), device=dev) & obs
-    return {"y": y, "obs": obs, "hidden": hidden, "ocean": ocean, "ctx": ctx}
+    y, obs, hidden, ocean, ctx = [], [], [], [], []
+    for i, (t, (wy, cy), (wx, cx), hide) in enumerate(zip(ts, ys, xs, hides)):
+        vals_w, obs_w = f.vals[t, wy, wx], f.obs[t, wy, wx]
+        hide_w = torch.as_tensor(hide, device=dev) & obs_w
+        space = None
+        if model.arch.get("guides"):
+            vis_w = obs_w & ~hide_w
+            space = spatial_guides((vals_w * vis_w)[None], vis_w[None])[:, :, cy, cx]
+        py = slice(wy.start + cy.start, wy.start + cy.stop)
+        px = slice(wx.start + cx.start, wx.start + cx.stop)
+        y.append(vals_w[cy, cx]), obs.append(obs_w[cy, cx]), hidden.append(hide_w[cy, cx])
+        ocean.append(f.ocean[py, px])
+        ctx.append(context_channels(f, t_idx[i:i + 1], model.window, py, px, space=space))
+    return {"y": torch.stack(y), "obs": torch.stack(obs), "hidden": torch.stack(hidden),
+            "ocean": torch.stack(ocean), "ctx": torch.cat(ctx)}
 
 
 def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,

@@ -65,7 +65,8 @@ class VAEFiller(NeuralFiller):
         return {"latent": 8, "beta": 1.0, "sample_noise": True}
 
     def build_net(self):
-        c_ctx = n_context_channels(self.arch["window"], self.arch["n_covariates"])
+        c_ctx = n_context_channels(self.arch["window"], self.arch["n_covariates"],
+                                   self.arch["guides"])
         return _build(c_ctx, tuple(self.arch["widths"]), int(self.options["latent"]))
 
     @property
@@ -129,7 +130,7 @@ class VAEFiller(NeuralFiller):
     @property
     def spatial_radius(self) -> int:  # type: ignore[override]
         # prior network, then the decoder (each radius already counts the latent's 4x4 blocks)
-        return 2 * self.receptive_radius
+        return 2 * self.receptive_radius + self.guide_radius
 
     def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
         import torch
