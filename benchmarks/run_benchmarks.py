@@ -104,7 +104,7 @@ PRETRAINED = {"A": ("diffusion-chl-v1", "vae-chl-v1"), "C": ("diffusion-chl-v1",
 
 
 def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
-             only: list[str] | None = None) -> list[dict]:
+             only: list[str] | None = None, guides: bool = True) -> list[dict]:
     da, holdout, extra = CASES[name]()
     rows = []
     specs: list[tuple[str, object, dict | None]] = [(m, m, None) for m in BASELINES + ["dineof"]]
@@ -113,8 +113,10 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
         model = get_filler(path, device="cpu")
         specs.append((label, model, None))
         if fit_seconds > 0:  # fine-tune on the case's own data (held-out pixels removed)
-            specs.append((f"{label}+fit", model, {"max_time": fit_seconds * (1 if label ==
-                          "diffusion" else 0.5), "progress": False}))
+            # with guide channels added to the pretrained network (zero weights at first)
+            specs.append((f"{label}+fit", model.with_guides() if guides else model,
+                          {"max_time": fit_seconds * (1 if label == "diffusion" else 0.5),
+                           "progress": False}))
     if quick:
         specs = [s for s in specs if s[0] in ("linear_time", "dineof", "vae")]
     if only:
@@ -206,6 +208,8 @@ def main() -> None:
     p.add_argument("--n-samples", type=int, default=8)
     p.add_argument("--quick", action="store_true", help="a few models only (smoke test)")
     p.add_argument("--models", nargs="+", help="only these rows (e.g. linear_time dineof)")
+    p.add_argument("--no-guides", action="store_true",
+                   help="fine-tune without adding guide channels (the pre-guides protocol)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     if not REAL.exists():
@@ -219,7 +223,8 @@ def main() -> None:
         if case == "dineof":
             ref = dineof_reference()
         else:
-            table += run_case(case, args.fit_seconds, args.n_samples, args.quick, args.models)
+            table += run_case(case, args.fit_seconds, args.n_samples, args.quick, args.models,
+                              not args.no_guides)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
     meta = {"date": stamp, "machine": platform.platform(), "cpu_threads": torch.get_num_threads(),

@@ -230,6 +230,21 @@ def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
     return out
 
 
+def _adapt_init(filler: "Filler", arch: dict[str, Any]) -> "Filler":
+    """A copy of the init model, with guides added and options changed as asked."""
+    arch = dict(arch)
+    guides = arch.pop("guides", None)
+    fixed = sorted(k for k in arch if k not in filler.options)
+    if fixed:
+        raise GenfillError(f"cannot change {fixed} of an init model (its architecture is "
+                           "fixed by its weights); train from scratch (init=None) instead")
+    if guides is not None and not guides and filler.arch.get("guides"):
+        raise GenfillError("cannot remove the guides of an init model trained with them")
+    out = filler.with_guides() if guides else filler.copy()
+    out.options.update(arch)
+    return out
+
+
 def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
           transform: str = "auto", dims: dict[str, str] | None = None, max_steps: int = 2000,
           max_time: float | None = None, device: str = "auto", seed: int = 0,
@@ -251,7 +266,9 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         Optimiser steps and wall-clock seconds budgets (whichever comes first).
     init
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
-        instead of a random initialisation (fine-tuning).
+        instead of a random initialisation (fine-tuning). ``guides=True`` adds the guide
+        channels to a model saved without them (they start with zero weight); sampler options
+        may be changed; the rest of the architecture is the init's.
     covariates
         Conditioning variables on the same grid (each standardised in its own transform);
         the trained model then needs the same covariates in :func:`inpaint`.
@@ -274,7 +291,7 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
             filler = get_filler(init, device=device) if not isinstance(init, Filler) else init
             if not isinstance(filler, NeuralFiller) or filler.kind != model:
                 raise GenfillError(f"init={init!r} is not a {model!r} model")
-            filler = filler.copy()
+            filler = _adapt_init(filler, arch)
         else:
             n_cov = 0 if covariates is None else (
                 1 if isinstance(covariates, xr.DataArray) else len(covariates))

@@ -76,6 +76,9 @@ class DiffusionFiller(NeuralFiller):
                 "repaint_steps": 10, "p_mean": -0.4, "p_std": 1.6, "sigma_min": SIGMA_MIN,
                 "rho": RHO}
 
+    #: the network input is [noisy field, log noise level, visible mask, context...]
+    first_context_channel = 3
+
     def build_net(self):
         from .nets import UNet
 

@@ -272,6 +272,41 @@ class NeuralFiller(Filler):
         self.source = None
         return self
 
+    def with_guides(self) -> "NeuralFiller":
+        """This model with guide channels added (see ``guides``), computing exactly what it
+        computed before: the new input channels enter with zero weights, so fine-tuning starts
+        from the pretrained function and learns to use them."""
+        import torch
+
+        if self.arch.get("guides"):
+            return self.copy()
+        from .context import N_GUIDES, n_context_channels
+
+        new = type(self)(**(self.init_kwargs | {"guides": True}))
+        new.meta = copy.deepcopy(self.meta)
+        c_old = n_context_channels(self.window, self.arch["n_covariates"])
+        old_state, state = self.net.state_dict(), new.net.state_dict()
+        with torch.no_grad():
+            for k, v in old_state.items():
+                w = state[k]
+                if w.shape == v.shape:
+                    w.copy_(v)
+                    continue
+                # an input convolution: columns [first .. first + c_old) are the context,
+                # the guides follow it, then whatever came after the context (the VAE latent)
+                first = self.first_context_channel
+                end = first + c_old
+                w.zero_()
+                w[:, :end] = v[:, :end]
+                w[:, end + N_GUIDES:] = v[:, end:]
+        new.net.load_state_dict(state)
+        return new
+
+    @property
+    def first_context_channel(self) -> int:
+        """Input channel where the context starts (after the model's own channels)."""
+        raise NotImplementedError
+
     def fresh(self) -> "NeuralFiller":
         """An untrained model with the same architecture and options."""
         new = type(self)(**self.init_kwargs)

@@ -64,6 +64,9 @@ class VAEFiller(NeuralFiller):
     def default_options(cls) -> dict[str, Any]:
         return {"latent": 8, "beta": 1.0, "sample_noise": True}
 
+    #: the network input is [visible values, visible mask, context...]
+    first_context_channel = 2
+
     def build_net(self):
         c_ctx = n_context_channels(self.arch["window"], self.arch["n_covariates"],
                                    self.arch["guides"])

@@ -1,0 +1,106 @@
+"""Guide channels: classical first guesses given to the networks (interpolation in time, smooth
+interpolation in space), their reach, and adding them to a pretrained model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import xgenfill
+from xgenfill.errors import GenfillError
+from xgenfill.models.context import (CLIM_HALF, GUIDE_RADIUS, N_GUIDES, FieldTensors,
+                                     context_channels, n_context_channels, spatial_guides)
+from xgenfill.models.io import load_model
+
+from .conftest import TINY, make_chl
+
+
+def _time_guides(values: np.ndarray, t: int) -> np.ndarray:
+    nt = values.shape[0]
+    f = FieldTensors(values, np.ones(values.shape[1:], bool), np.arange(nt))
+    space = torch.zeros((1, N_GUIDES - 4) + values.shape[1:])
+    ctx = context_channels(f, torch.tensor([t]), 0, space=space)
+    return ctx[0, -N_GUIDES:-N_GUIDES + 4].numpy()  # interp, any, age before, age after
+
+
+def test_time_guides_interpolate_between_the_nearest_observations():
+    nt = 40
+    v = np.full((nt, 1, 3), np.nan, np.float32)
+    v[10, 0, 0], v[14, 0, 0], v[12, 0, 0] = 1.0, 3.0, 99.0  # pixel 0: t=12 itself is left out
+    v[5, 0, 1] = 2.0  # pixel 1: only an observation before, 7 steps back
+    v[12 - CLIM_HALF - 1, 0, 2] = 5.0  # pixel 2: only one, too far back
+    interp, anyobs, age_b, age_a = _time_guides(v, 12)[:, 0]
+    assert interp[0] == pytest.approx(2.0)  # halfway between 1 and 3
+    assert (age_b[0], age_a[0]) == pytest.approx((2 / CLIM_HALF, 2 / CLIM_HALF))
+    assert interp[1] == pytest.approx(2.0) and age_b[1] == pytest.approx(7 / CLIM_HALF)
+    assert age_a[1] == 2.0 and anyobs[1] == 1.0
+    assert interp[2] == 0.0 and anyobs[2] == 0.0 and age_b[2] == 2.0
+    # nearer observations weigh more: 1 step before (value 0), 3 steps after (value 4)
+    v = np.full((nt, 1, 1), np.nan, np.float32)
+    v[19], v[23] = 0.0, 4.0
+    assert _time_guides(v, 20)[0, 0, 0] == pytest.approx(4.0 * (1 / 3) / (1 + 1 / 3))
+
+
+def test_spatial_guides_reproduce_a_constant_and_reach_no_further_than_the_radius():
+    ny, nx = 40, 200
+    y = torch.full((1, ny, nx), 0.7)
+    vis = torch.rand(1, ny, nx, generator=torch.Generator().manual_seed(0)) > 0.6
+    out = spatial_guides(y * vis, vis)
+    est, wgt = out[:, 0::2], out[:, 1::2]
+    assert torch.allclose(est[wgt > 1e-3], torch.tensor(0.7), atol=1e-5)
+    # one visible pixel: its influence stops at GUIDE_RADIUS
+    vis = torch.zeros(1, ny, nx, dtype=torch.bool)
+    vis[0, 20, 100] = True
+    w = spatial_guides(vis.float(), vis)[0, -1]
+    cols = torch.nonzero(w[20] > 0).flatten()
+    assert cols.min() == 100 - GUIDE_RADIUS and cols.max() == 100 + GUIDE_RADIUS
+    # longitudes wrap when periodic: a pixel at the east edge informs the west edge
+    vis = torch.zeros(1, ny, nx, dtype=torch.bool)
+    vis[0, 20, nx - 1] = True
+    assert spatial_guides(vis.float(), vis)[0, -1, 20, 0] == 0
+    assert spatial_guides(vis.float(), vis, periodic_x=True)[0, -1, 20, 0] > 0
+
+
+def test_guides_are_in_the_architecture_and_in_the_dependency_radius():
+    a = xgenfill.train(make_chl(nt=12), model="diffusion", max_steps=2, progress=False, **TINY)
+    b = xgenfill.train(make_chl(nt=12), model="diffusion", max_steps=2, progress=False,
+                       guides=False, **TINY)
+    assert a.arch["guides"] and not b.arch["guides"]
+    assert a.net.inp.in_channels == b.net.inp.in_channels + N_GUIDES
+    assert a.net.inp.in_channels == 3 + n_context_channels(2, 0, True)
+    assert a.spatial_radius == b.spatial_radius + GUIDE_RADIUS
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "vae"])
+def test_adding_guides_to_a_trained_model_keeps_what_it_computes(kind, tmp_path):
+    da = make_chl(nt=20, seed=2)
+    plain = xgenfill.train(da, model=kind, max_steps=30, patch=24, progress=False,
+                           guides=False, **TINY)
+    plain.save(tmp_path / "plain")
+    loaded = load_model(tmp_path / "plain")  # saved without guides: loads without them
+    assert not loaded.arch["guides"]
+    widened = loaded.with_guides()
+    assert widened.arch["guides"]
+    before = xgenfill.inpaint(da, model=loaded, n_samples=2, seed=4)
+    after = xgenfill.inpaint(da, model=widened, n_samples=2, seed=4)
+    np.testing.assert_allclose(after.values, before.values, rtol=1e-5)
+    # and fine-tuning from it learns to use them (the new weights move off zero)
+    tuned = xgenfill.train(da, model=kind, init=loaded, guides=True, max_steps=20, patch=24,
+                           progress=False)
+    first = tuned.net.inp if kind == "diffusion" else tuned.net.decoder.inp
+    c0 = tuned.first_context_channel + n_context_channels(2, 0)
+    assert first.weight[:, c0:c0 + N_GUIDES].abs().sum() > 0
+
+
+def test_init_architecture_cannot_be_changed():
+    da = make_chl(nt=12)
+    m = xgenfill.train(da, model="vae", max_steps=2, progress=False, **TINY)
+    with pytest.raises(GenfillError, match="cannot change"):
+        xgenfill.train(da, model="vae", init=m, window=3, max_steps=2, progress=False)
+    with pytest.raises(GenfillError, match="cannot remove the guides"):
+        xgenfill.train(da, model="vae", init=m, guides=False, max_steps=2, progress=False)
+    # options (not architecture) may change
+    d = xgenfill.train(da, model="diffusion", max_steps=2, progress=False, **TINY)
+    d2 = xgenfill.train(da, model="diffusion", init=d, steps=3, max_steps=2, progress=False)
+    assert d2.options["steps"] == 3
