@@ -106,6 +106,25 @@ def _gauss_kernel(sigma: float, device) -> torch.Tensor:
     return k / k.sum()
 
 
+def _blur_padded(xp: torch.Tensor, k: torch.Tensor, dim: int, block: int = 256) -> torch.Tensor:
+    """1-D convolution with the symmetric kernel ``k`` along ``dim`` (-1 or -2) of an input
+    already padded by r = len(k) // 2 on both sides, as banded matrix products over blocks of
+    ``block`` outputs: an order of magnitude faster on CPU than a 1-channel convolution with a
+    long kernel, and memory bounded whatever the field's size."""
+    r = (k.numel() - 1) // 2
+    n = xp.shape[dim] - 2 * r
+    b = min(n, block)
+    d = torch.arange(b + 2 * r, device=xp.device)[:, None] - torch.arange(b, device=xp.device)
+    band = torch.where((d >= 0) & (d <= 2 * r), k[d.clamp(0, 2 * r)], torch.zeros(()).to(k))
+    out = []
+    for s in range(0, n, b):
+        e = min(s + b, n)
+        seg = xp.narrow(dim, s, e - s + 2 * r)
+        m = band[:seg.shape[dim], :e - s]
+        out.append(seg @ m if dim == -1 else m.T @ seg)
+    return torch.cat(out, dim)
+
+
 def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
                    periodic_x: bool = False) -> torch.Tensor:
     """Normalised Gaussian convolution of the visible pixels (B, h, w) at each scale of
@@ -114,25 +133,23 @@ def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
     ``periodic_x``. Nothing reaches further than ``GUIDE_RADIUS``."""
     import torch.nn.functional as F
 
-    m = visible.float()[:, None]
-    both = torch.cat([y_vis[:, None] * m, m], 0)  # numerator and weight, convolved together
+    m = visible.float()
+    both = torch.stack([y_vis * m, m], 1)  # numerator and weight, blurred together
     out = []
     for sigma in GUIDE_SIGMAS:
         k = _gauss_kernel(sigma, y_vis.device)
         r = (k.numel() - 1) // 2
-        h = both
         if periodic_x:  # wrap longitudes (repeating the field when it is narrower than r)
-            nx = h.shape[-1]
+            nx = both.shape[-1]
             reps = -(-r // nx)
-            h = torch.cat([h] * (2 * reps + 1), -1)[..., reps * nx - r:(reps + 1) * nx + r]
-            h = F.conv2d(h, k.view(1, 1, 1, -1))
+            h = torch.cat([both] * (2 * reps + 1), -1)[..., reps * nx - r:(reps + 1) * nx + r]
         else:
-            h = F.conv2d(h, k.view(1, 1, 1, -1), padding=(0, r))
-        h = F.conv2d(h, k.view(1, 1, -1, 1), padding=(r, 0))
-        num, den = h.chunk(2, 0)
+            h = F.pad(both, (r, r))
+        h = _blur_padded(F.pad(_blur_padded(h, k, -1), (0, 0, r, r)), k, -2)
+        num, den = h[:, 0], h[:, 1]
         est = torch.where(den > 1e-3, num / den.clamp_min(1e-3), torch.zeros_like(num))
         out += [est, den]
-    return torch.cat(out, 1)
+    return torch.stack(out, 1)
 
 
 def context_channels(f: FieldTensors, ts: torch.Tensor, window: int,
