@@ -104,3 +104,30 @@ def test_init_architecture_cannot_be_changed():
     d = xgenfill.train(da, model="diffusion", max_steps=2, progress=False, **TINY)
     d2 = xgenfill.train(da, model="diffusion", init=d, steps=3, max_steps=2, progress=False)
     assert d2.options["steps"] == 3
+
+
+def test_training_crops_see_the_guides_of_the_whole_field():
+    """The clouds of a training sample are drawn over the crop widened by the guides' reach,
+    so its spatial guides equal those of the whole field under the same clouds."""
+    from xgenfill.models.base import Cube
+    from xgenfill.models.diffusion import DiffusionFiller
+    from xgenfill.models.training import _Source, make_batch
+
+    rng = np.random.default_rng(0)
+    ny, nx = 40, 240
+    v = rng.standard_normal((2, ny, nx)).astype(np.float32)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    v[0, (xx // 20) % 3 == 0] = np.nan  # two steps with different cloud stripes: each is the
+    v[1, (yy // 8) % 2 == 0] = np.nan  # other's only donor, so each hide is known
+    cube = Cube(v, np.ones((ny, nx), bool), np.arange(2), np.arange(2))
+    model = DiffusionFiller(widths=(8, 16), window=1, device="cpu")
+    src = _Source(cube, model.multiple, torch.device("cpu"), rng, 0.0)
+    batch = make_batch(model, src, src.train_steps, rng, 6, 32)
+    obs = np.isfinite(v)
+    for i, (t, y0, x0) in enumerate(batch["where"]):
+        visible = obs[t] & ~(obs[t] & ~obs[1 - t])  # hidden: observed at t, cloudy at 1 - t
+        full = spatial_guides(torch.as_tensor(np.where(visible, v[t], 0))[None],
+                              torch.as_tensor(visible)[None])[0, :, y0:y0 + 32, x0:x0 + 32]
+        np.testing.assert_allclose(batch["ctx"][i, -full.shape[0]:].numpy(), full.numpy(),
+                                   atol=1e-5)
+        assert batch["hidden"][i].numpy().sum() > 0

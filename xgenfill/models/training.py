@@ -116,7 +116,9 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
         ocean.append(f.ocean[py, px])
         ctx.append(context_channels(f, t_idx[i:i + 1], model.window, py, px, space=space))
     return {"y": torch.stack(y), "obs": torch.stack(obs), "hidden": torch.stack(hidden),
-            "ocean": torch.stack(ocean), "ctx": torch.cat(ctx)}
+            "ocean": torch.stack(ocean), "ctx": torch.cat(ctx),
+            "where": [(t, wy.start + cy.start, wx.start + cx.start)  # step, row, column
+                      for t, (wy, cy), (wx, cx) in zip(ts, ys, xs)]}
 
 
 def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
