@@ -14,14 +14,14 @@ from typing import Callable
 
 import torch
 
-__all__ = ["tiled_apply", "blend_weights", "hash_normal", "round_up"]
+__all__ = ["tiled_apply", "blend_weights", "hash_normal", "round_up", "wrap_x"]
 
 
 def round_up(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
-def _wrap_x(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+def wrap_x(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     """Extend the last axis periodically by ``left`` and ``right`` columns."""
     nx = x.shape[-1]
     reps = max(left, right) // nx + 1
@@ -89,7 +89,7 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, 
     xp = torch.nn.functional.pad(x, (0, 0 if periodic_x else nx_p - nx, 0, ny_p - ny))
     if periodic_x:
         x_end = round_up(nx, tx)
-        xp = _wrap_x(xp, halo, halo + x_end - nx)  # column j of x is column j + halo of xp
+        xp = wrap_x(xp, halo, halo + x_end - nx)  # column j of x is column j + halo of xp
         x_off, x_lim = halo, x_end + 2 * halo
     else:
         x_end, x_off, x_lim = nx_p, 0, nx_p

@@ -133,18 +133,15 @@ def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
     ``periodic_x``. Nothing reaches further than ``GUIDE_RADIUS``."""
     import torch.nn.functional as F
 
+    from ..tiling import wrap_x
+
     m = visible.float()
     both = torch.stack([y_vis * m, m], 1)  # numerator and weight, blurred together
     out = []
     for sigma in GUIDE_SIGMAS:
         k = _gauss_kernel(sigma, y_vis.device)
         r = (k.numel() - 1) // 2
-        if periodic_x:  # wrap longitudes (repeating the field when it is narrower than r)
-            nx = both.shape[-1]
-            reps = -(-r // nx)
-            h = torch.cat([both] * (2 * reps + 1), -1)[..., reps * nx - r:(reps + 1) * nx + r]
-        else:
-            h = F.pad(both, (r, r))
+        h = wrap_x(both, r, r) if periodic_x else F.pad(both, (r, r))
         h = _blur_padded(F.pad(_blur_padded(h, k, -1), (0, 0, r, r)), k, -2)
         num, den = h[:, 0], h[:, 1]
         est = torch.where(den > 1e-3, num / den.clamp_min(1e-3), torch.zeros_like(num))
