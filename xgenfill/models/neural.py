@@ -284,7 +284,10 @@ class NeuralFiller(Filler):
 
         new = type(self)(**(self.init_kwargs | {"guides": True}))
         new.meta = copy.deepcopy(self.meta)
-        c_old = n_context_channels(self.window, self.arch["n_covariates"])
+        # input convolutions: columns [.. end) are the model's own inputs and the context, the
+        # guides follow it, then whatever came after the context (the VAE latent)
+        end = self.first_context_channel + n_context_channels(self.window,
+                                                              self.arch["n_covariates"])
         old_state, state = self.net.state_dict(), new.net.state_dict()
         with torch.no_grad():
             for k, v in old_state.items():
@@ -292,10 +295,6 @@ class NeuralFiller(Filler):
                 if w.shape == v.shape:
                     w.copy_(v)
                     continue
-                # an input convolution: columns [first .. first + c_old) are the context,
-                # the guides follow it, then whatever came after the context (the VAE latent)
-                first = self.first_context_channel
-                end = first + c_old
                 w.zero_()
                 w[:, :end] = v[:, :end]
                 w[:, end + N_GUIDES:] = v[:, end:]

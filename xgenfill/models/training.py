@@ -102,7 +102,7 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
     dev = src.field.vals.device
     f = src.field
     t_idx = torch.as_tensor(ts, device=dev)
-    y, obs, hidden, ocean, ctx = [], [], [], [], []
+    y, obs, hidden, ocean, ctx, where = [], [], [], [], [], []
     for i, (t, (wy, cy), (wx, cx), hide) in enumerate(zip(ts, ys, xs, hides)):
         vals_w, obs_w = f.vals[t, wy, wx], f.obs[t, wy, wx]
         hide_w = torch.as_tensor(hide, device=dev) & obs_w
@@ -115,10 +115,9 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
         y.append(vals_w[cy, cx]), obs.append(obs_w[cy, cx]), hidden.append(hide_w[cy, cx])
         ocean.append(f.ocean[py, px])
         ctx.append(context_channels(f, t_idx[i:i + 1], model.window, py, px, space=space))
+        where.append((t, py.start, px.start))  # step, first row, first column
     return {"y": torch.stack(y), "obs": torch.stack(obs), "hidden": torch.stack(hidden),
-            "ocean": torch.stack(ocean), "ctx": torch.cat(ctx),
-            "where": [(t, wy.start + cy.start, wx.start + cx.start)  # step, row, column
-                      for t, (wy, cy), (wx, cx) in zip(ts, ys, xs)]}
+            "ocean": torch.stack(ocean), "ctx": torch.cat(ctx), "where": where}
 
 
 def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
