@@ -101,9 +101,11 @@ def test_init_architecture_cannot_be_changed():
     with pytest.raises(GenfillError, match="cannot remove the guides"):
         xgenfill.train(da, model="vae", init=m, guides=False, max_steps=2, progress=False)
     # options (not architecture) may change
-    d = xgenfill.train(da, model="diffusion", max_steps=2, progress=False, **TINY)
+    d = xgenfill.train(da, model="diffusion", max_steps=2, progress=False, guides=False, **TINY)
     d2 = xgenfill.train(da, model="diffusion", init=d, steps=3, max_steps=2, progress=False)
     assert d2.options["steps"] == 3
+    # and stay changed when validate() retrains it afresh, or guides are added
+    assert d2.fresh().options["steps"] == 3 and d2.with_guides().options["steps"] == 3
 
 
 def test_training_crops_see_the_guides_of_the_whole_field():

@@ -282,7 +282,7 @@ class NeuralFiller(Filler):
             return self.copy()
         from .context import N_GUIDES, n_context_channels
 
-        new = type(self)(**(self.init_kwargs | {"guides": True}))
+        new = type(self)(**(self._build_kwargs() | {"guides": True}))
         new.meta = copy.deepcopy(self.meta)
         # input convolutions: columns [.. end) are the model's own inputs and the context, the
         # guides follow it, then whatever came after the context (the VAE latent)
@@ -306,9 +306,14 @@ class NeuralFiller(Filler):
         """Input channel where the context starts (after the model's own channels)."""
         raise NotImplementedError
 
+    def _build_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of a model like this one, with its options as they are now
+        (they may have been changed since it was built, e.g. ``train(init=..., steps=3)``)."""
+        return self.init_kwargs | self.options
+
     def fresh(self) -> "NeuralFiller":
         """An untrained model with the same architecture and options."""
-        new = type(self)(**self.init_kwargs)
+        new = type(self)(**self._build_kwargs())
         new.meta = {k: v for k, v in self.meta.items() if k in ("training_kwargs", "variable")}
         return new
 
