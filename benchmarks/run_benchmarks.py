@@ -14,7 +14,8 @@ Cases (scores only on observed pixels hidden from the models):
 
 Baselines (linear in time, day-of-year climatology, spatial linear) and DINEOF run beside the
 pretrained generative models (zero-shot) and the same models trained on the case's own data
-with the held-out pixels removed ("+fit", CPU budget ``--fit-seconds``, guide channels added):
+with the held-out pixels removed ("+fit", the same CPU budget ``--fit-seconds`` for both models,
+guide channels added, training crops flipped and transposed at random):
 fine-tuned from the pretrained weights where they come from the same kind of product (chl:
 cases A and C), trained from scratch where they do not (case B: the SST weights were trained
 on OSTIA L4 at 0.25 deg, case B is AVHRR L3 at 0.02 deg; fine-tuning them gave worse fills than
@@ -108,7 +109,8 @@ FIT_FROM_SCRATCH = {"B"}  # see the module docstring
 
 
 def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
-             only: list[str] | None = None, guides: bool = True) -> list[dict]:
+             only: list[str] | None = None, guides: bool = True, augment: bool = True
+             ) -> list[dict]:
     da, holdout, extra = CASES[name]()
     rows = []
     specs: list[tuple[str, object, dict | None]] = [(m, m, None) for m in BASELINES + ["dineof"]]
@@ -122,8 +124,7 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
             if name in FIT_FROM_SCRATCH:
                 start = type(model)(device="cpu", guides=guides)
             specs.append((f"{label}+fit", start,
-                          {"max_time": fit_seconds * (1 if label == "diffusion" else 0.5),
-                           "progress": False}))
+                          {"max_time": fit_seconds, "progress": False, "augment": augment}))
     if quick:
         specs = [s for s in specs if s[0] in ("linear_time", "dineof", "vae")]
     if only:
@@ -217,6 +218,8 @@ def main() -> None:
     p.add_argument("--models", nargs="+", help="only these rows (e.g. linear_time dineof)")
     p.add_argument("--no-guides", action="store_true",
                    help="fine-tune without adding guide channels (the pre-guides protocol)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="train on the crops as drawn, without random flips (the older protocol)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     if not REAL.exists():
@@ -231,12 +234,13 @@ def main() -> None:
             ref = dineof_reference()
         else:
             table += run_case(case, args.fit_seconds, args.n_samples, args.quick, args.models,
-                              not args.no_guides)
+                              not args.no_guides, not args.no_augment)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
     meta = {"date": stamp, "machine": platform.platform(), "cpu_threads": torch.get_num_threads(),
             "torch": torch.__version__, "xgenfill": xgenfill.__version__,
-            "fit_seconds": args.fit_seconds, "n_samples": args.n_samples}
+            "fit_seconds": args.fit_seconds, "n_samples": args.n_samples,
+            "guides": not args.no_guides, "augment": not args.no_augment}
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(
         {"meta": meta, "rows": table, "dineof": ref}, indent=1))
     lines = [f"# xgenfill benchmark {stamp}", "", "```", json.dumps(meta), "```", "", HEADER]

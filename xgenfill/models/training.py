@@ -14,7 +14,9 @@ from ..errors import GenfillError
 from ..masks import coverage
 from .base import Cube
 
-__all__ = ["train_model", "make_batch"]
+__all__ = ["train_model", "make_batch", "flip_views"]
+
+_SPATIAL_KEYS = ("y", "obs", "hidden", "ocean", "ctx")
 
 
 class _Source:
@@ -120,12 +122,39 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
             "ocean": torch.stack(ocean), "ctx": torch.cat(ctx), "where": where}
 
 
+def flip_views(batch: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Flip each training crop at random along Y and X, and transpose square crops: eight
+    views of every sample. The inputs hold no coordinates or directions (values, masks,
+    guides, day of year), so a flipped crop is as plausible a field as the original, and a
+    model learning from a few hundred gappy images sees eight times as many."""
+    import torch
+
+    n, h, w = batch["y"].shape
+    ops = rng.random((n, 3)) < 0.5
+    ops[:, 2] &= h == w
+    out = dict(batch)
+    for key in _SPATIAL_KEYS:
+        views = []
+        for i in range(n):
+            a = batch[key][i]
+            if ops[i, 0]:
+                a = a.flip(-2)
+            if ops[i, 1]:
+                a = a.flip(-1)
+            if ops[i, 2]:
+                a = a.transpose(-2, -1)
+            views.append(a)
+        out[key] = torch.stack(views)
+    out["views"] = ops  # per sample: flipped in Y, flipped in X, transposed (in that order)
+    return out
+
+
 def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
                 max_time: float | None = None, batch_size: int = 16, patch: int = 64,
                 lr: float = 2e-3, val_fraction: float = 0.1, eval_every: int = 100,
                 patience: int = 10, seed: int = 0, progress: bool = True,
-                ema_decay: float = 0.998, cloud_library: np.ndarray | None = None
-                ) -> dict[str, Any]:
+                ema_decay: float = 0.998, cloud_library: np.ndarray | None = None,
+                augment: bool = True) -> dict[str, Any]:
     """Train ``model`` in place; returns a summary (steps, losses, best validation RMSE).
 
     Parameters
@@ -141,6 +170,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     cloud_library
         Optional (N, h, w) boolean cloud masks (True = cloud) from other data, used besides
         the data's own masks (and instead of them for gap-free data).
+    augment
+        Flip and transpose training crops at random (see :func:`flip_views`).
     """
     import torch
 
@@ -215,6 +246,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     while step < max_steps:
         src = sources[int(rng.choice(len(sources), p=weights))]
         batch = make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library)
+        if augment:
+            batch = flip_views(batch, rng)
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(step, time.perf_counter() - t0)
         with autocast(dev, dtype):
