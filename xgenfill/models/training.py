@@ -17,6 +17,11 @@ from .base import Cube
 __all__ = ["train_model", "make_batch", "flip_views"]
 
 _SPATIAL_KEYS = ("y", "obs", "hidden", "ocean", "ctx")
+# augment="auto" flips the training crops below this many training dates: measured on the
+# benchmark cases, flips cut the RMSE by 3-11 % on 10 days of SST (from scratch) and were
+# neutral to slightly worse (+0-2 %) on a year of daily and 25 years of monthly chl
+# (fine-tunes), where the fields' own orientation (coasts, fronts) is worth keeping
+FEW_DATES = 100
 
 
 class _Source:
@@ -154,7 +159,7 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
                 lr: float = 2e-3, val_fraction: float = 0.1, eval_every: int = 100,
                 patience: int = 10, seed: int = 0, progress: bool = True,
                 ema_decay: float = 0.998, cloud_library: np.ndarray | None = None,
-                augment: bool = True) -> dict[str, Any]:
+                augment: bool | str = "auto") -> dict[str, Any]:
     """Train ``model`` in place; returns a summary (steps, losses, best validation RMSE).
 
     Parameters
@@ -171,7 +176,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         Optional (N, h, w) boolean cloud masks (True = cloud) from other data, used besides
         the data's own masks (and instead of them for gap-free data).
     augment
-        Flip and transpose training crops at random (see :func:`flip_views`).
+        Flip and transpose training crops at random (see :func:`flip_views`); ``"auto"``: when
+        fewer than ``FEW_DATES`` dates are left for training.
     """
     import torch
 
@@ -190,6 +196,10 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     weights = np.array([len(s.train_steps) for s in sources], float)
     if weights.sum() == 0:
         raise GenfillError("no time step left for training after the validation split")
+    if augment == "auto":
+        augment = weights.sum() < FEW_DATES
+    elif not isinstance(augment, bool):
+        raise GenfillError(f"augment must be True, False or 'auto', got {augment!r}")
     weights /= weights.sum()
 
     vrng = np.random.default_rng(seed + 12345)
@@ -290,4 +300,5 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             "best_val_rmse_normalised": None if not val_batches else round(best[0], 5),
             "best_step": best[1], "final_train_loss": round(float(np.mean(losses[-50:])), 5),
             "batch_size": batch_size, "patch": patch, "lr": lr, "seed": seed,
+            "augment": bool(augment),
             "device": str(dev)}
