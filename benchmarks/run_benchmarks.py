@@ -15,8 +15,7 @@ Cases (scores only on observed pixels hidden from the models):
 Baselines (linear in time, day-of-year climatology, spatial linear) and DINEOF run beside the
 pretrained generative models (zero-shot) and the same models trained on the case's own data
 with the held-out pixels removed ("+fit", the same CPU budget ``--fit-seconds`` for both models,
-guide channels added, training crops flipped and transposed at random when the data have
-fewer than 100 dates, i.e. case B):
+guide channels added; ``--augment`` flips the training crops at random):
 fine-tuned from the pretrained weights where they come from the same kind of product (chl:
 cases A and C), trained from scratch where they do not (case B: the SST weights were trained
 on OSTIA L4 at 0.25 deg, case B is AVHRR L3 at 0.02 deg; fine-tuning them gave worse fills than
@@ -106,13 +105,12 @@ def case_c() -> tuple[xr.DataArray, str, dict]:
 CASES = {"A": case_a, "B": case_b, "C": case_c}
 PRETRAINED = {"A": ("diffusion-chl-v1", "vae-chl-v1"), "C": ("diffusion-chl-v1", "vae-chl-v1"),
               "B": (str(ROOT / "weights/diffusion-sst-v1"), str(ROOT / "weights/vae-sst-v1"))}
-AUGMENT = {"auto": "auto", "on": True, "off": False}
 FIT_FROM_SCRATCH = {"B"}  # see the module docstring
 
 
 def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
              only: list[str] | None = None, guides: bool = True,
-             augment: bool | str = "auto") -> list[dict]:
+             augment: bool = False) -> list[dict]:
     da, holdout, extra = CASES[name]()
     rows = []
     specs: list[tuple[str, object, dict | None]] = [(m, m, None) for m in BASELINES + ["dineof"]]
@@ -122,9 +120,10 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
         specs.append((label, model, None))
         if fit_seconds > 0:  # fine-tune on the case's own data (held-out pixels removed)
             # with guide channels added to the pretrained network (zero weights at first)
-            start = model.with_guides() if guides else model
             if name in FIT_FROM_SCRATCH:
                 start = type(model)(device="cpu", guides=guides)
+            else:
+                start = model.with_guides() if guides else model
             specs.append((f"{label}+fit", start,
                           {"max_time": fit_seconds, "progress": False, "augment": augment}))
     if quick:
@@ -220,8 +219,8 @@ def main() -> None:
     p.add_argument("--models", nargs="+", help="only these rows (e.g. linear_time dineof)")
     p.add_argument("--no-guides", action="store_true",
                    help="fine-tune without adding guide channels (the pre-guides protocol)")
-    p.add_argument("--augment", choices=["auto", "on", "off"], default="auto",
-                   help="random flips of the training crops (auto: below 100 dates)")
+    p.add_argument("--augment", action="store_true",
+                   help="flip and transpose the training crops at random")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     if not REAL.exists():
@@ -236,7 +235,7 @@ def main() -> None:
             ref = dineof_reference()
         else:
             table += run_case(case, args.fit_seconds, args.n_samples, args.quick, args.models,
-                              not args.no_guides, AUGMENT[args.augment])
+                              not args.no_guides, args.augment)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
     meta = {"date": stamp, "machine": platform.platform(), "cpu_threads": torch.get_num_threads(),

@@ -48,7 +48,7 @@ def test_flip_views_move_every_channel_of_a_sample_together(shape):
     assert torch.equal(batch["y"], _batch(64, *shape)["y"])  # the input batch is untouched
 
 
-def test_training_augments_few_dates_unless_told(monkeypatch):
+def test_training_augments_only_when_asked(monkeypatch):
     calls = []
 
     def spy(batch, rng):
@@ -56,18 +56,16 @@ def test_training_augments_few_dates_unless_told(monkeypatch):
         return flip_views(batch, rng)
 
     monkeypatch.setattr(training, "flip_views", spy)
-    few, many = make_chl(nt=20, seed=3), make_chl(nt=130, ny=16, nx=16, seed=3)
+    da = make_chl(nt=20, seed=3)
 
-    def run(da, **kw):
+    def run(**kw):
         calls.clear()
         m = xgenfill.train(da, model="vae", max_steps=3, patch=16, progress=False, **kw,
                            **TINY)
         assert m.meta["training"]["augment"] == bool(calls)
         return len(calls)
 
-    assert run(few) == 3  # "auto": 18 training dates
-    assert run(few, augment=False) == 0
-    assert run(many) == 0  # "auto": 117 training dates, the fields' orientation is kept
-    assert run(many, augment=True) == 3
+    assert run() == 0  # off by default
+    assert run(augment=True) == 3
     with pytest.raises(xgenfill.GenfillError, match="augment"):
-        run(few, augment="yes")
+        run(augment="yes")
