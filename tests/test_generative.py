@@ -227,6 +227,26 @@ def test_training_budgets_and_metadata():
         xgenfill.train(da, model="dineof")
 
 
+def test_time_budgeted_fit_is_repeated_by_its_step_horizon():
+    # the schedule runs to a horizon fixed once from the warm-up speed, never to the clock:
+    # the recorded horizon repeats the fit exactly without any time budget
+    da = make_chl(nt=30)
+    a = xgenfill.train(da, model="diffusion", max_steps=10**6, max_time=8, progress=False,
+                       **TINY)
+    run = a.meta["training"]
+    assert run["horizon_steps"] >= 200, f"machine too slow for this test: {run}"
+    assert run["steps"] == run["horizon_steps"] and run["stopped_by"] == "max_time"
+    assert run["seconds"] < 8 * 1.2
+    b = xgenfill.train(da, model="diffusion", max_steps=run["horizon_steps"], progress=False,
+                       **TINY)
+    assert b.meta["training"]["warmup_steps"] == run["warmup_steps"] == 100
+    sa, sb = a.net.state_dict(), b.net.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    c = xgenfill.train(da, model="diffusion", max_steps=run["horizon_steps"], seed=1,
+                       progress=False, **TINY)
+    assert not all(torch.equal(sa[k], c.net.state_dict()[k]) for k in sa)
+
+
 def test_accessor_fit_and_fine_tune_from_pretrained():
     da = make_chl(nt=30)
     m = da.genfill.fit(model="diffusion", max_steps=3, progress=False, init="diffusion",

@@ -264,7 +264,13 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     model
         ``"diffusion"`` or ``"vae"``.
     max_steps, max_time
-        Optimiser steps and wall-clock seconds budgets (whichever comes first).
+        Optimiser steps and wall-clock seconds budgets (whichever comes first). The learning
+        rate warms up for 100 steps, then decays (cosine) to a step horizon: ``max_steps``, or
+        with ``max_time`` the number of steps the budget allows, estimated once from the
+        warm-up speed and recorded as ``meta["training"]["horizon_steps"]``. The schedule never
+        reads the clock afterwards, so ``max_steps=horizon_steps`` (and the same ``seed``)
+        repeats a time-budgeted fit on any machine; only a machine that slows down part-way
+        is stopped early by the clock.
     init
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
         instead of a random initialisation (fine-tuning). ``guides=True`` adds the guide

@@ -211,12 +211,30 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
 
-    def lr_factor(step: int, elapsed: float) -> float:
-        # warm-up, then cosine decay over whichever budget (steps or time) runs out first
-        progress = step / max_steps
-        if max_time:
-            progress = max(progress, elapsed / max_time)
-        return min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    # Schedule: linear warm-up, then cosine decay to a fixed step horizon. The schedule never
+    # reads the clock, so a seeded fit is reproducible: with ``max_time`` the horizon is
+    # estimated once, from the speed of the warm-up steps, rounded down to whole evaluation
+    # periods (timing jitter rarely moves it) and recorded; ``max_steps=horizon`` repeats it.
+    warmup = min(100, max(1, max_steps // 2))
+    horizon = max_steps if not max_time else None
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, (horizon or max_steps) - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    def fix_horizon(elapsed: float, t_measure: tuple[int, float]) -> int:
+        t_eval = time.perf_counter()
+        evaluate()  # timed only: evaluations are part of the budget
+        t_eval = time.perf_counter() - t_eval
+        s0, e0 = t_measure
+        per_step = (elapsed - e0) / max(1, step - s0) + t_eval / eval_every
+        left = 0.95 * max_time - (time.perf_counter() - t0)
+        n = step + int(max(0.0, left) / per_step)
+        if n >= step + eval_every:
+            n = n // eval_every * eval_every
+        return int(min(max_steps, max(step + 1, n)))
 
     def evaluate() -> float:
         if not val_batches:
@@ -246,13 +264,14 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     step = bad = 0
     net.train()
     stop = "max_steps"
-    while step < max_steps:
+    t_measure = (0, 0.0)  # (step, seconds) where the speed measurement starts
+    while step < (horizon or max_steps):
         src = sources[int(rng.choice(len(sources), p=weights))]
         batch = make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library)
         if augment:
             batch = flip_views(batch, rng)
         for group in opt.param_groups:
-            group["lr"] = lr * lr_factor(step, time.perf_counter() - t0)
+            group["lr"] = lr * lr_factor(step)
         with autocast(dev, dtype):
             loss = model.loss(batch).float()
         opt.zero_grad(set_to_none=True)
@@ -271,7 +290,12 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         if bar is not None:
             bar.update(1)
         elapsed = time.perf_counter() - t0
-        if step % eval_every == 0 or step == max_steps or (max_time and elapsed > max_time):
+        if step == min(10, warmup // 2):
+            t_measure = (step, elapsed)  # skip the slow first steps (allocation, caches)
+        if horizon is None and step == warmup and not elapsed > max_time:
+            horizon = fix_horizon(elapsed, t_measure)
+        last = step == (horizon or max_steps)
+        if step % eval_every == 0 or last or (max_time and elapsed > max_time):
             val = evaluate()
             if bar is not None:
                 bar.set_postfix(loss=f"{np.mean(losses[-eval_every:]):.3f}", val=f"{val:.3f}")
@@ -283,8 +307,10 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
                     stop = "early_stopping"
                     break
         if max_time and elapsed > max_time:
-            stop = "max_time"
+            stop = "max_time"  # the clock still bounds a fit whose machine slowed down
             break
+        if last and horizon is not None and horizon < max_steps:
+            stop = "max_time"  # the horizon set by the time budget was reached
     if bar is not None:
         bar.close()
     net.load_state_dict(best[2])
@@ -292,6 +318,7 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "stopped_by": stop,
             "best_val_rmse_normalised": None if not val_batches else round(best[0], 5),
             "best_step": best[1], "final_train_loss": round(float(np.mean(losses[-50:])), 5),
+            "horizon_steps": horizon, "warmup_steps": warmup,
             "batch_size": batch_size, "patch": patch, "lr": lr, "seed": seed,
             "augment": bool(augment),
             "device": str(dev)}
