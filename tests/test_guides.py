@@ -133,3 +133,36 @@ def test_training_crops_see_the_guides_of_the_whole_field():
         np.testing.assert_allclose(batch["ctx"][i, -full.shape[0]:].numpy(), full.numpy(),
                                    atol=1e-5)
         assert batch["hidden"][i].numpy().sum() > 0
+
+
+def test_batched_training_context_equals_the_context_of_each_crop():
+    """make_batch reads every crop's context in one gather (Crops); it must equal the context
+    read crop by crop with slices, as inference does: all channels, covariates included."""
+    from xgenfill.models.base import Cube
+    from xgenfill.models.context import Crops
+    from xgenfill.models.diffusion import DiffusionFiller
+    from xgenfill.models.training import _Source, make_batch
+
+    rng = np.random.default_rng(1)
+    nt, ny, nx = 12, 70, 90
+    v = rng.standard_normal((nt, ny, nx)).astype(np.float32)
+    v[rng.random(v.shape) < 0.4] = np.nan
+    cov = rng.standard_normal((2, nt, ny, nx)).astype(np.float32)
+    cov[0, 3, :10] = np.nan
+    cube = Cube(v, np.ones((ny, nx), bool), np.arange(nt) * 30, np.arange(nt), covariates=cov)
+    model = DiffusionFiller(widths=(8, 16), window=2, n_covariates=2, guides=True, device="cpu")
+    src = _Source(cube, model.multiple, torch.device("cpu"), rng, 0.0)
+    batch = make_batch(model, src, src.train_steps, rng, 8, 32)
+    space = batch["ctx"][:, -(N_GUIDES - 4):]
+    for i, (t, y0, x0) in enumerate(batch["where"]):
+        one = context_channels(src.field, torch.tensor([t]), 2, slice(y0, y0 + 32),
+                               slice(x0, x0 + 32), space=space[i:i + 1])
+        np.testing.assert_array_equal(batch["ctx"][i].numpy(), one[0].numpy())
+        np.testing.assert_array_equal(batch["y"][i].numpy(),
+                                      src.field.vals[t, y0:y0 + 32, x0:x0 + 32].numpy())
+    # crops at the corners of the field
+    _, py, px = src.field.shape
+    crops = Crops(y0=torch.tensor([0, py - 8]), x0=torch.tensor([px - 8, 0]), h=8, w=8)
+    got = crops.steps(src.field.vals, torch.tensor([1, 2]))
+    np.testing.assert_array_equal(got[0].numpy(), src.field.vals[1, :8, px - 8:].numpy())
+    np.testing.assert_array_equal(got[1].numpy(), src.field.vals[2, py - 8:, :8].numpy())

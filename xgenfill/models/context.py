@@ -22,7 +22,7 @@ import math
 
 import torch
 
-__all__ = ["FieldTensors", "context_channels", "n_context_channels", "spatial_guides",
+__all__ = ["FieldTensors", "Crops", "context_channels", "n_context_channels", "spatial_guides",
            "CLIM_HALF", "GUIDE_SIGMAS", "GUIDE_RADIUS", "N_GUIDES"]
 
 CLIM_HALF = 15  # half-width (in steps) of the local climatology window
@@ -77,21 +77,52 @@ class FieldTensors:
         return self._last_next
 
 
-def _time_guides(f: FieldTensors, ts: torch.Tensor, ys: slice, xs: slice) -> torch.Tensor:
+class Crops:
+    """Where context is read from a (T, Y, X) field: the same slices of it for every step
+    (``ys``, ``xs``: inference on a tile), or one ``h`` x ``w`` crop per step with top-left
+    corners ``y0``, ``x0`` (B,) (training batches: one gather instead of a loop)."""
+
+    def __init__(self, ys: slice = slice(None), xs: slice = slice(None),
+                 y0: torch.Tensor | None = None, x0: torch.Tensor | None = None,
+                 h: int = 0, w: int = 0) -> None:
+        self.ys, self.xs = ys, xs
+        self.yy = self.xx = None
+        if y0 is not None and x0 is not None:
+            dev = y0.device
+            self.yy = y0[:, None, None] + torch.arange(h, device=dev)[None, :, None]
+            self.xx = x0[:, None, None] + torch.arange(w, device=dev)[None, None, :]
+
+    def space(self, a: torch.Tensor) -> torch.Tensor:
+        """(Y, X) -> (1 or B, h, w)."""
+        return a[self.ys, self.xs][None] if self.yy is None else a[self.yy, self.xx]
+
+    def steps(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(..., T, Y, X) at the steps t (B,) -> (..., B, h, w)."""
+        if self.yy is None:  # slice space first (a view), then gather: never copies the field
+            return a[..., self.ys, self.xs][..., t, :, :]
+        return a[..., t[:, None, None], self.yy, self.xx]
+
+    def pixels(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(T, Y, X) at a step per pixel, t (B, h, w) -> (B, h, w)."""
+        if self.yy is None:
+            return torch.gather(a[:, self.ys, self.xs], 0, t)
+        return a[t, self.yy, self.xx]
+
+
+def _time_guides(f: FieldTensors, ts: torch.Tensor, where: Crops) -> torch.Tensor:
     """Linear interpolation in time between each pixel's nearest observations before and after
     the steps ``ts`` (within CLIM_HALF steps; the step itself is left out) and the two
     distances (1 = CLIM_HALF steps; 2 = none): (B, 4, h, w)."""
     nt = f.vals.shape[0]
-    last, nxt = (a[:, ys, xs] for a in f.last_next())
-    vals = f.vals[:, ys, xs]
+    last, nxt = f.last_next()
     t = ts[:, None, None].to(torch.int32)
-    before = last[(ts - 1).clamp(0, nt - 1)]
-    after = nxt[(ts + 1).clamp(0, nt - 1)]
+    before = where.steps(last, (ts - 1).clamp(0, nt - 1))
+    after = where.steps(nxt, (ts + 1).clamp(0, nt - 1))
     a, b = (t - before).float(), (after - t).float()
     ok_a = (ts[:, None, None] >= 1) & (before >= 0) & (a <= CLIM_HALF)
     ok_b = (ts[:, None, None] < nt - 1) & (after < nt) & (b <= CLIM_HALF)
-    v_a = torch.gather(vals, 0, before.clamp(0, nt - 1).long()) * ok_a
-    v_b = torch.gather(vals, 0, after.clamp(0, nt - 1).long()) * ok_b
+    v_a = where.pixels(f.vals, before.clamp(0, nt - 1).long()) * ok_a
+    v_b = where.pixels(f.vals, after.clamp(0, nt - 1).long()) * ok_b
     wa, wb = torch.where(ok_a, 1 / a.clamp_min(1), 0.0), torch.where(ok_b, 1 / b.clamp_min(1), 0.0)
     interp = (wa * v_a + wb * v_b) / (wa + wb).clamp_min(1e-6)  # weight = inverse distance
     age_a = torch.where(ok_a, a / CLIM_HALF, 2.0)
@@ -126,23 +157,34 @@ def _blur_padded(xp: torch.Tensor, k: torch.Tensor, dim: int, block: int = 256) 
 
 
 def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
-                   periodic_x: bool = False) -> torch.Tensor:
+                   periodic_x: bool = False, margin: int = 0) -> torch.Tensor:
     """Normalised Gaussian convolution of the visible pixels (B, h, w) at each scale of
     ``GUIDE_SIGMAS``: the estimate (0 where no visible pixel is near) and its weight,
     (B, 2 * scales, h, w). Pixels outside the array count as unobserved; longitudes wrap when
-    ``periodic_x``. Nothing reaches further than ``GUIDE_RADIUS``."""
+    ``periodic_x``. Nothing reaches further than ``GUIDE_RADIUS``.
+
+    ``margin`` (>= GUIDE_RADIUS): the input is a crop widened by this many pixels on each
+    side, and only the guides of the inner crop are wanted, (B, 2 * scales, h - 2 margin,
+    w - 2 margin); each scale then reads just the pixels it reaches (training batches)."""
     import torch.nn.functional as F
 
     from ..tiling import wrap_x
 
+    if margin and (margin < GUIDE_RADIUS or periodic_x):
+        raise ValueError(f"margin must be >= {GUIDE_RADIUS} and without periodic_x")
     m = visible.float()
     both = torch.stack([y_vis * m, m], 1)  # numerator and weight, blurred together
     out = []
     for sigma in GUIDE_SIGMAS:
         k = _gauss_kernel(sigma, y_vis.device)
         r = (k.numel() - 1) // 2
-        h = wrap_x(both, r, r) if periodic_x else F.pad(both, (r, r))
-        h = _blur_padded(F.pad(_blur_padded(h, k, -1), (0, 0, r, r)), k, -2)
+        if margin:
+            c = margin - r
+            h = both[..., c:both.shape[-2] - c, c:both.shape[-1] - c]
+            h = _blur_padded(_blur_padded(h, k, -1), k, -2)
+        else:
+            h = wrap_x(both, r, r) if periodic_x else F.pad(both, (r, r))
+            h = _blur_padded(F.pad(_blur_padded(h, k, -1), (0, 0, r, r)), k, -2)
         num, den = h[:, 0], h[:, 1]
         est = torch.where(den > 1e-3, num / den.clamp_min(1e-3), torch.zeros_like(num))
         out += [est, den]
@@ -151,40 +193,40 @@ def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
 
 def context_channels(f: FieldTensors, ts: torch.Tensor, window: int,
                      ys: slice = slice(None), xs: slice = slice(None),
-                     space: torch.Tensor | None = None) -> torch.Tensor:
-    """Context for the steps ``ts`` (B,) over the crop (ys, xs): (B, C, h, w).
+                     space: torch.Tensor | None = None, crops: Crops | None = None
+                     ) -> torch.Tensor:
+    """Context for the steps ``ts`` (B,) over the crop (ys, xs), or over one crop per step
+    (``crops``): (B, C, h, w).
 
     ``space``: the spatial guides of the steps' visible pixels (see :func:`spatial_guides`);
     given, the time guides are added too (models with ``guides=True``). They are computed by
     the caller, who knows which pixels are visible (training hides some).
     """
+    where = crops if crops is not None else Crops(ys, xs)
     nt = f.vals.shape[0]
-    ocean = f.ocean[ys, xs].float()
     b = ts.shape[0]
-    h, w = ocean.shape
+    ocean = where.space(f.ocean).float()
+    h, w = ocean.shape[-2:]
     lo = (ts - CLIM_HALF).clamp(0, nt)
     hi = (ts + CLIM_HALF + 1).clamp(0, nt)
-    # slice space first (views), then gather the steps: never copies the whole field
-    vals, obs = f.vals[:, ys, xs], f.obs[:, ys, xs]
-    csum, ccount = f.csum[:, ys, xs], f.ccount[:, ys, xs]
-    own_v = vals[ts]
-    own_n = obs[ts].float()
-    s = csum[hi] - csum[lo] - own_v  # leave the step itself out
-    n = ccount[hi] - ccount[lo] - own_n
+    own_v = where.steps(f.vals, ts)
+    own_n = where.steps(f.obs, ts).float()
+    s = where.steps(f.csum, hi) - where.steps(f.csum, lo) - own_v  # leave the step itself out
+    n = where.steps(f.ccount, hi) - where.steps(f.ccount, lo) - own_n
     clim = torch.where(n > 0, s / n.clamp_min(1.0), torch.zeros_like(s))
-    chans = [ocean.expand(b, 1, h, w),
+    chans = [ocean[:, None].expand(b, 1, h, w),
              f.doy[ts][:, :, None, None].expand(b, 2, h, w),
              clim[:, None], (n / (2 * CLIM_HALF))[:, None]]
     for d in [o for o in range(-window, window + 1) if o != 0]:
         tt = ts + d
         ok = ((tt >= 0) & (tt < nt)).float()[:, None, None, None]
         tc = tt.clamp(0, nt - 1)
-        chans.append(vals[tc][:, None] * ok)
-        chans.append(obs[tc][:, None].float() * ok)
+        chans.append(where.steps(f.vals, tc)[:, None] * ok)
+        chans.append(where.steps(f.obs, tc)[:, None].float() * ok)
     if f.cov is not None:
-        cvals, cobs = f.cov
-        chans.append(cvals[:, :, ys, xs][:, ts].permute(1, 0, 2, 3))
-        chans.append(cobs[:, :, ys, xs][:, ts].permute(1, 0, 2, 3).float())
+        cvals, cobs = f.cov  # (C, T, Y, X)
+        chans.append(where.steps(cvals, ts).permute(1, 0, 2, 3))
+        chans.append(where.steps(cobs, ts).permute(1, 0, 2, 3).float())
     if space is not None:
-        chans += [_time_guides(f, ts, ys, xs), space]
+        chans += [_time_guides(f, ts, where), space]
     return torch.cat(chans, dim=1)

@@ -75,7 +75,7 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
     guides see what they would see inside a whole field at inference."""
     import torch
 
-    from .context import context_channels, spatial_guides
+    from .context import Crops, context_channels, spatial_guides
 
     nt, ny, nx = src.shape
     ph, pw = min(patch, ny), min(patch, nx)
@@ -101,25 +101,36 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
             if n_hide >= max(8, 0.02 * ph * pw) and n_hide < n_obs:
                 break
         ts.append(t), ys.append((wy, core[0])), xs.append((wx, core[1])), hides.append(hide)
+    # one gather and one guide computation for the whole batch: every widened crop has the
+    # same size once the parts outside the field count as unobserved (as spatial_guides
+    # treats them anyway)
     dev = src.field.vals.device
     f = src.field
     t_idx = torch.as_tensor(ts, device=dev)
-    y, obs, hidden, ocean, ctx, where = [], [], [], [], [], []
-    for i, (t, (wy, cy), (wx, cx), hide) in enumerate(zip(ts, ys, xs, hides)):
-        vals_w, obs_w = f.vals[t, wy, wx], f.obs[t, wy, wx]
-        hide_w = torch.as_tensor(hide, device=dev) & obs_w
-        space = None
-        if model.arch.get("guides"):
-            vis_w = obs_w & ~hide_w
-            space = spatial_guides((vals_w * vis_w)[None], vis_w[None])[:, :, cy, cx]
-        py = slice(wy.start + cy.start, wy.start + cy.stop)
-        px = slice(wx.start + cx.start, wx.start + cx.stop)
-        y.append(vals_w[cy, cx]), obs.append(obs_w[cy, cx]), hidden.append(hide_w[cy, cx])
-        ocean.append(f.ocean[py, px])
-        ctx.append(context_channels(f, t_idx[i:i + 1], model.window, py, px, space=space))
-        where.append((t, py.start, px.start))  # step, first row, first column
-    return {"y": torch.stack(y), "obs": torch.stack(obs), "hidden": torch.stack(hidden),
-            "ocean": torch.stack(ocean), "ctx": torch.cat(ctx), "where": where}
+    core_y = torch.as_tensor([wy.start + cy.start for wy, cy in ys], device=dev)
+    core_x = torch.as_tensor([wx.start + cx.start for wx, cx in xs], device=dev)
+    crops = Crops(y0=core_y, x0=core_x, h=ph, w=pw)
+    y, obs = crops.steps(f.vals, t_idx), crops.steps(f.obs, t_idx)
+    hidden_np = np.zeros((batch_size, ph, pw), bool)
+    for i, ((_, cy), (_, cx), hide) in enumerate(zip(ys, xs, hides)):
+        hidden_np[i] = hide[cy, cx]
+    hidden = torch.as_tensor(hidden_np, device=dev) & obs
+    space = None
+    if model.arch.get("guides"):
+        hw, ww = ph + 2 * r, pw + 2 * r
+        wide = Crops(y0=core_y - r, x0=core_x - r, h=hw, w=ww)
+        inside = ((wide.yy >= 0) & (wide.yy < ny)) & ((wide.xx >= 0) & (wide.xx < nx))
+        wide.yy, wide.xx = wide.yy.clamp(0, ny - 1), wide.xx.clamp(0, nx - 1)
+        hide_w = np.zeros((batch_size, hw, ww), bool)
+        for i, ((wy, cy), (wx, cx), hide) in enumerate(zip(ys, xs, hides)):
+            oy, ox = r - cy.start, r - cx.start  # where the clipped widened crop starts
+            hide_w[i, oy:oy + hide.shape[0], ox:ox + hide.shape[1]] = hide
+        vis_w = wide.steps(f.obs, t_idx) & inside & ~torch.as_tensor(hide_w, device=dev)
+        space = spatial_guides(wide.steps(f.vals, t_idx) * vis_w, vis_w, margin=r)
+    ocean = crops.space(f.ocean)
+    ctx = context_channels(f, t_idx, model.window, space=space, crops=crops)
+    where = [(t, int(py), int(px)) for t, py, px in zip(ts, core_y, core_x)]
+    return {"y": y, "obs": obs, "hidden": hidden, "ocean": ocean, "ctx": ctx, "where": where}
 
 
 def flip_views(batch: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
