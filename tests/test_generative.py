@@ -227,6 +227,24 @@ def test_training_budgets_and_metadata():
         xgenfill.train(da, model="dineof")
 
 
+def test_val_fraction_zero_trains_on_every_date():
+    from xgenfill.models.base import Cube
+    from xgenfill.models.training import _Source
+
+    da = make_chl(nt=30)
+    cube = Cube(np.log10(da.values), np.isfinite(da.values).any(0))
+    held = _Source(cube, 8, torch.device("cpu"), np.random.default_rng(0), 0.1)
+    every = _Source(cube, 8, torch.device("cpu"), np.random.default_rng(0), 0.0)
+    assert len(held.val_steps) == 3 and len(every.val_steps) == 0
+    assert len(every.train_steps) == len(held.train_steps) + 3
+    m = xgenfill.train(da, model="vae", max_steps=20, val_fraction=0.0, progress=False, **TINY)
+    run = m.meta["training"]
+    assert run["best_val_rmse_normalised"] is None and run["best_step"] == 20  # last weights
+    for bad in (-0.1, 1.0):
+        with pytest.raises(GenfillError, match="val_fraction"):
+            xgenfill.train(da, model="vae", max_steps=2, val_fraction=bad, progress=False)
+
+
 def test_time_budgeted_fit_is_repeated_by_its_step_horizon():
     # the schedule runs to a horizon fixed once from the warm-up speed, never to the clock:
     # the recorded horizon repeats the fit exactly without any time budget

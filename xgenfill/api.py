@@ -271,6 +271,10 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         reads the clock afterwards, so ``max_steps=horizon_steps`` (and the same ``seed``)
         repeats a time-budgeted fit on any machine; only a machine that slows down part-way
         is stopped early by the clock.
+    val_fraction
+        Share of the usable dates held out for early stopping (at least one date when > 0
+        and there are 4 or more); ``0`` trains on every date for the whole budget and keeps
+        the last weights.
     init
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
         instead of a random initialisation (fine-tuning). ``guides=True`` adds the guide

@@ -42,7 +42,11 @@ class _Source:
         if usable.size == 0 or (usable.size < 2 and not has_library):
             raise GenfillError("training needs at least 2 time steps with >= 5 % of the ocean "
                                "observed")
-        n_val = max(1, int(round(val_fraction * usable.size))) if usable.size >= 4 else 0
+        # at least one validation date when asked for any (and there are enough dates);
+        # val_fraction=0 trains on every date and keeps the last weights
+        n_val = 0
+        if val_fraction > 0 and usable.size >= 4:
+            n_val = max(1, int(round(val_fraction * usable.size)))
         perm = rng.permutation(usable)
         self.val_steps = np.sort(perm[:n_val])
         self.train_steps = np.sort(perm[n_val:])
@@ -175,9 +179,10 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     patch
         Training crop size (pixels); rounded to the network's down-sampling factor.
     val_fraction
-        Fraction of usable dates kept out of training: their hidden pixels are scored every
-        ``eval_every`` steps, and training stops after ``patience`` evaluations without
-        improvement; the best (EMA) weights are kept.
+        Fraction of usable dates kept out of training (at least one, from 4 usable dates):
+        their hidden pixels are scored every ``eval_every`` steps, and training stops after
+        ``patience`` evaluations without improvement; the best (EMA) weights are kept. ``0``
+        trains on every date, runs the whole budget and keeps the last (EMA) weights.
     cloud_library
         Optional (N, h, w) boolean cloud masks (True = cloud) from other data, used besides
         the data's own masks (and instead of them for gap-free data).
@@ -189,6 +194,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
 
     if max_steps < 1:
         raise GenfillError(f"max_steps must be >= 1, got {max_steps}")
+    if not 0 <= val_fraction < 1:
+        raise GenfillError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     if not isinstance(augment, (bool, np.bool_)):
         raise GenfillError(f"augment must be True or False, got {augment!r}")
     torch.manual_seed(seed)
