@@ -356,3 +356,54 @@ def test_covariates_condition_the_model():
     res = xgenfill.validate(da, models=[m], covariates=cov, n_samples=2,
                             fit={"max_steps": 5, "progress": False})
     assert int(res.n[0]) > 0
+
+
+def test_pixel_validation_split_hides_real_cloud_shapes_from_training():
+    """With few dates the validation set is pixels, not dates: observed pixels under another
+    date's clouds, removed from the training field (never an input nor a target) and scored
+    with their true values; every date still trains."""
+    from xgenfill.models.base import Cube
+    from xgenfill.models.training import _Source, make_batch, validation_batches
+    from xgenfill.models.vae import VAEFiller
+
+    da = make_chl(nt=12, ny=64, nx=96)
+    v = np.log10(da.values).astype(np.float32)
+    cube = Cube(v, np.isfinite(da.values).any(0))
+    model = VAEFiller(**TINY)
+    src = _Source(cube, model.multiple, torch.device("cpu"), np.random.default_rng(0), 0.1,
+                  val_split="pixels")
+    hide = src.val_hide
+    assert src.val_split == "pixels" and hide.any() and len(src.train_steps) == 12
+    obs = np.isfinite(v) & cube.ocean
+    assert not (hide & ~obs).any()  # only observed pixels are held out
+    share = hide.sum() / obs.sum()
+    assert 0.03 < share < 0.25, share
+    assert not (src.obs_np & hide).any() and not src.field.obs.numpy()[hide].any()
+    assert (src.field.vals.numpy()[hide] == 0).all()
+    for seed in range(3):
+        b = make_batch(model, src, src.train_steps, np.random.default_rng(seed), 8, 32)
+        for i, (t, y0, x0) in enumerate(b["where"]):
+            held = hide[t, y0:y0 + 32, x0:x0 + 32]
+            assert not (b["obs"][i].numpy() & held).any()
+    vb = validation_batches(model, src, np.random.default_rng(1), 8, 32)
+    assert len(vb) == 4
+    for b in vb:
+        for i, (t, y0, x0) in enumerate(b["where"]):
+            held = hide[t, y0:y0 + 32, x0:x0 + 32]
+            np.testing.assert_array_equal(b["hidden"][i].numpy(), held)
+            assert held.any()
+            np.testing.assert_allclose(b["y"][i].numpy()[held], v[t, y0:y0 + 32, x0:x0 + 32][held])
+    many = _Source(Cube(np.log10(make_chl(nt=30, ny=64, nx=96).values).astype(np.float32),
+                        cube.ocean), 8,
+                   torch.device("cpu"), np.random.default_rng(0), 0.1, val_split="auto")
+    assert many.val_split == "dates" and many.val_hide is None and len(many.val_steps) == 3
+    # "auto": pixels only where too few dates (< 4) leave a date split without validation
+    few = _Source(Cube(v[:3], cube.ocean), 8, torch.device("cpu"), np.random.default_rng(0),
+                  0.1, val_split="auto")
+    assert few.val_split == "pixels" and few.val_hide.any() and len(few.train_steps) == 3
+    m = xgenfill.train(da, model="vae", max_steps=5, val_split="pixels", progress=False,
+                       **TINY)
+    assert m.meta["training"]["val_split"] == ["pixels"]
+    assert m.meta["training"]["best_val_rmse_normalised"] is not None
+    with pytest.raises(GenfillError, match="val_split"):
+        xgenfill.train(da, model="vae", max_steps=2, val_split="time", progress=False)

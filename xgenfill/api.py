@@ -250,7 +250,7 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
           max_time: float | None = None, device: str = "auto", seed: int = 0,
           progress: bool = True, init: "str | Path | Filler | None" = None,
           batch_size: int = 16, patch: int = 64, lr: float = 2e-3, val_fraction: float = 0.1,
-          augment: bool = False,
+          augment: bool = False, val_split: str = "auto",
           covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **arch: Any
           ) -> Filler:
     """Train a generative gap filler on your own gappy data (self-supervised).
@@ -275,6 +275,10 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         Share of the usable dates held out for early stopping (at least one date when > 0
         and there are 4 or more); ``0`` trains on every date for the whole budget and keeps
         the last weights.
+    val_split
+        ``"dates"`` holds out whole dates; ``"pixels"`` holds out, on every date, observed
+        pixels under other dates' clouds inside random blocks (no date is lost); ``"auto"``:
+        dates, or pixels where there are too few usable dates (under 4) to hold one out.
     init
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
         instead of a random initialisation (fine-tuning). ``guides=True`` adds the guide
@@ -319,7 +323,7 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     _check_covariates(filler, cov)
     filler.fit(_cubes(prep, cov), max_steps=max_steps, max_time=max_time, seed=seed,
                progress=progress, batch_size=batch_size, patch=patch, lr=lr,
-               val_fraction=val_fraction, augment=augment)
+               val_fraction=val_fraction, augment=augment, val_split=val_split)
     ny, nx = prep.values.shape[-2:]
     filler.meta.update({
         "trained_on": "user", "variable": str(da.name), "units": da.attrs.get("units", ""),
