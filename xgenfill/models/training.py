@@ -94,8 +94,10 @@ class _Source:
             own = self.donors[self.donors != t]
             if own.size:
                 cloud = ~obs[int(rng.choice(own))]
-            else:
+            elif cloud_library is not None:
                 cloud = _library_clouds(cloud_library, (ny, nx), rng)
+            else:
+                continue  # no other date's clouds to hide this one under
             under = obs[t] & cloud
             share = under.sum() / max(obs[t].sum(), 1)
             if share == 0:
