@@ -160,6 +160,8 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
             "rmse_own_pixels": float(r.rmse.sel(space="transformed")), "n_own": int(r.n),
             "rmse_physical_own_pixels": float(r.rmse.sel(space="physical")),
             "fit_s": float(r.fit_seconds), "fill_s": fill_s, "wall_s": wall,
+            # the fit's record: train(max_steps=horizon_steps, seed=...) repeats it
+            "training": json.loads(str(r.training.values) or "{}"),
             "mpx_s": steps * ny * nx * k / fill_s / 1e6 if fill_s > 0 else float("nan"),
             "peak_mem_gb": peak / 2**30, "n_not_filled": int(r.n_not_filled),
             "units": "log10" if res.attrs["transform"] == "log10" else res.attrs["units"],

@@ -1,6 +1,8 @@
 """validate(): hold-out masks, scores checked against an independent implementation, ensemble
 calibration, truth-free diagnostics, no leakage, clear errors."""
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -118,6 +120,9 @@ def test_ensemble_scores_for_generative_models(tiny_models):
     assert int(vae.pit.sum()) == int(vae.n) and vae.pit.size == 7
     assert np.isnan(res.sel(model="dineof").crps).all()  # deterministic: no ensemble score
     assert float(vae.fit_seconds) > 0  # it was refitted without the held-out pixels
+    run = json.loads(str(vae.training.values))  # the fit's record, to repeat it
+    assert run["steps"] == run["horizon_steps"] == 40 and run["seed"] == 0
+    assert str(res.sel(model="dineof").training.values) == ""
 
 
 def test_no_leakage_poisoned_holdout_does_not_change_the_fit():

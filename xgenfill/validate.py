@@ -7,6 +7,7 @@ refitted without them - and the scores are computed on the hidden pixels only.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from typing import Any, Sequence
@@ -80,7 +81,7 @@ def _step_quantiles(prep: Prepared, fields: np.ndarray) -> np.ndarray:
 
 
 def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepared
-             ) -> tuple[str, Filler, float]:
+             ) -> tuple[str, Filler, float, str]:
     """Build a model; learned models that saw the user's data are refitted on ``cubes``."""
     from .models.neural import NeuralFiller
 
@@ -89,7 +90,7 @@ def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepa
     else:
         label = str(spec)
         filler = build_filler(spec, prep.transform.name, **model_kwargs.get(label, {}))
-    fit_seconds = 0.0
+    fit_seconds, summary = 0.0, ""
     if isinstance(filler, NeuralFiller):
         trained_on_user = filler.meta.get("trained_on") == "user"
         if trained_on_user or fit is not None:
@@ -101,7 +102,8 @@ def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepa
             fresh.fit(cubes, **kwargs)
             fit_seconds = time.perf_counter() - t0
             filler = fresh
-    return label, filler, fit_seconds
+            summary = json.dumps(fresh.meta.get("training", {}), default=str)
+    return label, filler, fit_seconds, summary
 
 
 def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
@@ -178,7 +180,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     err_psd, per_time, filled_q, predictions, all_members = [], [], [], [], []
     valid = (prep.observed & prep.ocean[:, None])[:, steps_h]  # fully observed truth
     for spec in models:
-        label, filler, fit_s = _resolve(spec, model_kwargs, fit, cubes, prep)
+        label, filler, fit_s, summary = _resolve(spec, model_kwargs, fit, cubes, prep)
         _check_covariates(filler, cov)
         k = n_samples if filler.stochastic else 1
         t0 = time.perf_counter()
@@ -191,7 +193,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         predictions.append(tf.inverse(best))
         all_members.append(np.pad(members, ((0, kmax - k), (0, 0)), constant_values=np.nan))
         row: dict[str, Any] = {"fit_seconds": fit_s, "fill_seconds": fill_s,
-                               "n_not_filled": int((~ok).sum())}
+                               "n_not_filled": int((~ok).sum()), "training": summary}
         for space, pred, truth in (("transformed", best, truth_t),
                                    ("physical", tf.inverse(best), truth_p)):
             sc = metrics.deterministic_scores(pred[ok], truth[ok])
@@ -233,7 +235,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
             data[key] = (("model",), arr[:, 0].astype(int) if key == "n" else arr[:, 0])
         else:
             data[key] = (("model", "space"), arr)
-    for key in ("fit_seconds", "fill_seconds", "n_not_filled"):
+    for key in ("fit_seconds", "fill_seconds", "n_not_filled", "training"):
         data[key] = (("model",), np.array([r[key] for r in rows]))
     data["pit"] = (("model", "rank"), np.array(pit))
     data["prediction"] = (("model", "point"), np.array(predictions))
@@ -278,6 +280,9 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         "comment": "where PSD(fill error)/PSD(observed) reaches 0.5 (Ballarotta et al. 2019)"}
     for v in ("filled_quantiles", "observed_quantiles"):
         out[v].attrs["units"] = str(da.attrs.get("units", ""))
+    out["training"].attrs["long_name"] = (
+        "summary of the fit made for this run, JSON ('' without one); train(max_steps="
+        "horizon_steps, seed=seed) repeats it")
     out["rms"].attrs["long_name"] = "RMS of held-out anomalies (about their mean)"
     out["skill"].attrs["long_name"] = "1 - RMSE / RMS"
     out["crps"].attrs["long_name"] = "continuous ranked probability score of the ensemble"
