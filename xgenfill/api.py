@@ -268,9 +268,9 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         rate warms up for 100 steps, then decays (cosine) to a step horizon: ``max_steps``, or
         with ``max_time`` the number of steps the budget allows, estimated once from the
         warm-up speed and recorded as ``meta["training"]["horizon_steps"]``. The schedule never
-        reads the clock afterwards, so ``max_steps=horizon_steps`` (and the same ``seed``)
-        repeats a time-budgeted fit on any machine; only a machine that slows down part-way
-        is stopped early by the clock.
+        reads the clock afterwards, so ``max_steps=horizon_steps`` without ``max_time`` (and
+        the same ``seed``) repeats a time-budgeted fit, bit for bit on the same kind of
+        machine; only a machine that slows down part-way is stopped early by the clock.
     val_fraction
         Share of the usable dates held out for early stopping (at least one date when > 0
         and there are 4 or more); ``0`` trains on every date for the whole budget and keeps
