@@ -421,6 +421,9 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             t_measure = (step, elapsed)  # skip the slow first steps (allocation, caches)
         if horizon is None and step == warmup and not elapsed > max_time:
             horizon = fix_horizon(elapsed, t_measure)
+            if bar is not None:
+                bar.total = horizon  # the bar now ends where the fit will
+                bar.refresh()
         last = step == (horizon or max_steps)
         if step % eval_every == 0 or last or (max_time and elapsed > max_time):
             val = evaluate()
