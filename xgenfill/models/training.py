@@ -19,10 +19,10 @@ __all__ = ["train_model", "make_batch", "validation_batches", "flip_views"]
 _SPATIAL_KEYS = ("y", "obs", "hidden", "ocean", "ctx")
 
 
-# val_split="auto" holds out pixels only where a date split cannot: below 4 usable dates. On
-# 10 days of SST (case B, VAE, 240 s, seeds 0-2) dates 0.384/0.377/0.381, pixels
+# A date split needs this many usable dates; val_split="auto" holds out pixels only below it.
+# On 10 days of SST (case B, VAE, 240 s, seeds 0-2) dates 0.384/0.377/0.381, pixels
 # 0.399/0.376/0.371, no validation 0.359/0.374/0.390: no split was better beyond seed noise.
-PIXEL_SPLIT_BELOW = 4
+MIN_DATES_FOR_DATE_SPLIT = 4
 _VAL_BLOCK = 32  # pixels: side of the blocks in which validation clouds are kept
 
 
@@ -34,9 +34,12 @@ class _Source:
     training field, so the network never sees them, and scored as the validation set."""
 
     def __init__(self, cube: Cube, multiple: int, device, rng, val_fraction: float,
-                 has_library: bool = False, val_split: str = "dates",
-                 cloud_library: np.ndarray | None = None) -> None:
+                 val_split: str = "dates", cloud_library: np.ndarray | None = None) -> None:
+        import torch
+
         from .context import FieldTensors
+
+        has_library = cloud_library is not None
 
         v, ocean, cov = cube.values, cube.ocean, cube.covariates
         # pad Y, X up to a multiple of the network's down-sampling factor (padding is land)
@@ -59,7 +62,7 @@ class _Source:
             raise GenfillError("training needs cloud masks: no time step has missing pixels "
                                "(gap-free data: pass cloud_library=)")
         if val_split == "auto":
-            val_split = "pixels" if usable.size < PIXEL_SPLIT_BELOW else "dates"
+            val_split = "pixels" if usable.size < MIN_DATES_FOR_DATE_SPLIT else "dates"
         self.val_split = val_split
         self.val_hide = self.val_truth = None
         if val_split == "pixels" and val_fraction > 0:
@@ -67,14 +70,15 @@ class _Source:
             self.val_steps = np.flatnonzero(hide.any((1, 2)))
             self.train_steps = usable
             self.val_hide = hide
-            self.val_truth = _torch_values(np.where(hide, v, 0.0), device)
+            self.val_truth = torch.as_tensor(np.where(hide, v, 0.0).astype(np.float32),
+                                             device=device)
             v = np.where(hide, np.nan, v)  # the network never sees them
             obs &= ~hide
         else:
             # at least one validation date when asked for any (and there are enough dates);
             # val_fraction=0 trains on every date and keeps the last weights
             n_val = 0
-            if val_fraction > 0 and usable.size >= 4:
+            if val_fraction > 0 and usable.size >= MIN_DATES_FOR_DATE_SPLIT:
                 n_val = max(1, int(round(val_fraction * usable.size)))
             perm = rng.permutation(usable)
             self.val_steps = np.sort(perm[:n_val])
@@ -108,12 +112,6 @@ class _Source:
         return hide
 
 
-def _torch_values(a: np.ndarray, device):
-    import torch
-
-    return torch.as_tensor(np.asarray(a, np.float32), device=device)
-
-
 def _library_clouds(library: np.ndarray, shape: tuple[int, int], rng) -> np.ndarray:
     """A random crop (tiled when too small) of a random cloud mask from the library."""
     m = library[int(rng.integers(len(library)))]
@@ -135,14 +133,13 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
     nt, ny, nx = src.shape
     ph, pw = min(patch, ny), min(patch, nx)
     r = model.guide_radius
-    ts, ys, xs, hides = [], [], [], []
+    ts, picked = [], []
     for _ in range(batch_size):
         for _attempt in range(20):
             t = int(rng.choice(steps))
             y0 = int(rng.integers(0, ny - ph + 1)) // model.multiple * model.multiple
             x0 = int(rng.integers(0, nx - pw + 1)) // model.multiple * model.multiple
-            wy = slice(max(0, y0 - r), min(ny, y0 + ph + r))  # the widened crop
-            wx = slice(max(0, x0 - r), min(nx, x0 + pw + r))
+            wy, wx = _widened(y0, x0, ph, pw, r, ny, nx)
             obs = src.obs_np[t, wy, wx]
             own = src.donors[src.donors != t]
             if cloud_library is not None and (own.size == 0 or rng.random() < 0.5):
@@ -155,14 +152,26 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
             n_obs, n_hide = obs[core].sum(), hide[core].sum()
             if n_hide >= max(8, 0.02 * ph * pw) and n_hide < n_obs:
                 break
-        ts.append(t), ys.append((wy, core[0])), xs.append((wx, core[1])), hides.append(hide)
-    core_y = [wy.start + cy.start for wy, cy in ys]
-    core_x = [wx.start + cx.start for wx, cx in xs]
-    hide_w = np.zeros((batch_size, ph + 2 * r, pw + 2 * r), bool)
-    for i, ((wy, cy), (wx, cx), hide) in enumerate(zip(ys, xs, hides)):
-        oy, ox = r - cy.start, r - cx.start  # where the clipped widened crop starts
-        hide_w[i, oy:oy + hide.shape[0], ox:ox + hide.shape[1]] = hide
-    return _assemble(model, src, ts, core_y, core_x, hide_w, ph, pw)
+        ts.append(t), picked.append((y0, x0, wy, wx, hide))
+    return _assemble(model, src, ts, [p[0] for p in picked], [p[1] for p in picked],
+                     _unclipped(picked, ph, pw, r), ph, pw)
+
+
+def _widened(y0: int, x0: int, ph: int, pw: int, r: int, ny: int, nx: int
+             ) -> tuple[slice, slice]:
+    """The crop at (y0, x0) widened by the guides' reach ``r``, clipped to the field."""
+    return (slice(max(0, y0 - r), min(ny, y0 + ph + r)),
+            slice(max(0, x0 - r), min(nx, x0 + pw + r)))
+
+
+def _unclipped(picked: list[tuple], ph: int, pw: int, r: int) -> np.ndarray:
+    """Masks over clipped widened crops, ``picked`` = [(y0, x0, wy, wx, mask)], placed in
+    full-size widened crops (B, ph + 2 r, pw + 2 r), False outside the field."""
+    out = np.zeros((len(picked), ph + 2 * r, pw + 2 * r), bool)
+    for i, (y0, x0, wy, wx, m) in enumerate(picked):
+        oy, ox = wy.start - (y0 - r), wx.start - (x0 - r)  # where the clipped crop starts
+        out[i, oy:oy + m.shape[0], ox:ox + m.shape[1]] = m
+    return out
 
 
 def _assemble(model, src: _Source, ts: list[int], core_y: list[int], core_x: list[int],
@@ -221,18 +230,14 @@ def validation_batches(model, src: _Source, rng: np.random.Generator, batch_size
     held = np.argwhere(src.val_hide)  # (t, y, x) of every held-out pixel
     out = []
     for _ in range(n_batches):
-        ts, core_y, core_x = [], [], []
-        hide_w = np.zeros((batch_size, ph + 2 * r, pw + 2 * r), bool)
-        for i, (t, py, px) in enumerate(held[rng.integers(0, len(held), batch_size)]):
-            y0 = min(max(0, py - ph // 2), ny - ph) // mult * mult  # a crop around the pixel
-            x0 = min(max(0, px - pw // 2), nx - pw) // mult * mult
-            wy = slice(max(0, y0 - r), min(ny, y0 + ph + r))
-            wx = slice(max(0, x0 - r), min(nx, x0 + pw + r))
-            oy, ox = wy.start - (y0 - r), wx.start - (x0 - r)
-            hide_w[i, oy:oy + wy.stop - wy.start, ox:ox + wx.stop - wx.start] = \
-                src.val_hide[t, wy, wx]
-            ts.append(int(t)), core_y.append(y0), core_x.append(x0)
-        out.append(_assemble(model, src, ts, core_y, core_x, hide_w, ph, pw, truth=True))
+        ts, picked = [], []
+        for t, py, px in held[rng.integers(0, len(held), batch_size)]:
+            y0 = int(min(max(0, py - ph // 2), ny - ph)) // mult * mult  # around the pixel
+            x0 = int(min(max(0, px - pw // 2), nx - pw)) // mult * mult
+            wy, wx = _widened(y0, x0, ph, pw, r, ny, nx)
+            ts.append(int(t)), picked.append((y0, x0, wy, wx, src.val_hide[t, wy, wx]))
+        out.append(_assemble(model, src, ts, [p[0] for p in picked], [p[1] for p in picked],
+                             _unclipped(picked, ph, pw, r), ph, pw, truth=True))
     return out
 
 
@@ -248,17 +253,14 @@ def flip_views(batch: dict[str, Any], rng: np.random.Generator) -> dict[str, Any
     ops[:, 2] &= h == w
     out = dict(batch)
     for key in _SPATIAL_KEYS:
-        views = []
-        for i in range(n):
-            a = batch[key][i]
-            if ops[i, 0]:
-                a = a.flip(-2)
-            if ops[i, 1]:
-                a = a.flip(-1)
-            if ops[i, 2]:
-                a = a.transpose(-2, -1)
-            views.append(a)
-        out[key] = torch.stack(views)
+        a = batch[key]
+        on = [torch.as_tensor(ops[:, j], device=a.device).view((n,) + (1,) * (a.dim() - 1))
+              for j in range(3)]
+        a = torch.where(on[0], a.flip(-2), a)
+        a = torch.where(on[1], a.flip(-1), a)
+        if h == w:
+            a = torch.where(on[2], a.transpose(-2, -1), a)
+        out[key] = a
     out["views"] = ops  # per sample: flipped in Y, flipped in X, transposed (in that order)
     return out
 
@@ -313,8 +315,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             raise GenfillError("cloud_library must be a non-empty (N, h, w) boolean array")
     if val_split not in ("auto", "dates", "pixels"):
         raise GenfillError(f"val_split must be 'auto', 'dates' or 'pixels', got {val_split!r}")
-    sources = [_Source(c, model.multiple, dev, rng, val_fraction, cloud_library is not None,
-                       val_split, cloud_library) for c in cubes]
+    sources = [_Source(c, model.multiple, dev, rng, val_fraction, val_split, cloud_library)
+               for c in cubes]
     weights = np.array([len(s.train_steps) for s in sources], float)
     if weights.sum() == 0:
         raise GenfillError("no time step left for training after the validation split")
@@ -350,9 +352,11 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         progress = (step - warmup) / max(1, (horizon or max_steps) - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
-    def fix_horizon(elapsed: float, t_measure: tuple[int, float]) -> int:
+    def fix_horizon(elapsed: float, t_measure: tuple[int, float]) -> tuple[int, float]:
+        """The horizon, and the validation score at this step (an evaluation is timed: they
+        are part of the budget; the loop reuses its score when this step evaluates anyway)."""
         t_eval = time.perf_counter()
-        evaluate()  # timed only: evaluations are part of the budget
+        val = evaluate()
         t_eval = time.perf_counter() - t_eval
         s0, e0 = t_measure
         per_step = (elapsed - e0) / max(1, step - s0) + t_eval / eval_every
@@ -361,7 +365,7 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         grid = max(1, eval_every // 4)
         if n >= step + grid:
             n = n // grid * grid
-        return int(min(max_steps, max(step + 1, n)))
+        return int(min(max_steps, max(step + 1, n))), val
 
     def evaluate() -> float:
         if not val_batches:
@@ -419,14 +423,15 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         elapsed = time.perf_counter() - t0
         if step == min(10, warmup // 2):
             t_measure = (step, elapsed)  # skip the slow first steps (allocation, caches)
+        val = None  # the validation score of this step, once computed
         if horizon is None and step == warmup and not elapsed > max_time:
-            horizon = fix_horizon(elapsed, t_measure)
+            horizon, val = fix_horizon(elapsed, t_measure)
             if bar is not None:
                 bar.total = horizon  # the bar now ends where the fit will
                 bar.refresh()
         last = step == (horizon or max_steps)
         if step % eval_every == 0 or last or (max_time and elapsed > max_time):
-            val = evaluate()
+            val = evaluate() if val is None else val
             if bar is not None:
                 bar.set_postfix(loss=f"{np.mean(losses[-eval_every:]):.3f}", val=f"{val:.3f}")
             if not val_batches or val < best[0]:
