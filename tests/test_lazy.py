@@ -164,3 +164,16 @@ def test_spatial_chunks_exchange_halos_and_match_the_eager_result(tiny_models, k
     monkeypatch.setattr(lazy, "space_plan", lambda *a: (plan(*a)[0], 0))
     bare = xgenfill.inpaint(da.chunk(chunks), model=model, n_samples=2, seed=5)
     assert not np.allclose(bare.values, eager.values, rtol=1e-3, equal_nan=True)
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "vae"])
+def test_record_shorter_than_the_time_halo(tiny_models, kind):
+    # five one-step chunks against a time halo of 15 steps (dask's overlap refuses a halo
+    # longer than the array): the record is filled as one chunk, equal to the eager result
+    da = make_chl(nt=5, seed=2)
+    model = tiny_models[kind]
+    assert lazy.time_depth(model) > da.sizes["time"]
+    eager = xgenfill.inpaint(da, model=model, n_samples=2, seed=1)
+    out = xgenfill.inpaint(da.chunk(time=1), model=model, n_samples=2, seed=1)
+    assert hasattr(out.data, "dask")
+    np.testing.assert_allclose(out.values, eager.values, rtol=2e-5)

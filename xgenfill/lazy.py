@@ -218,7 +218,10 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     periodic_x = is_periodic_longitude(da, axes)
     depth = time_depth(filler)
     t_chunks = x.chunks[ne] if depth is not None else (nt,)
-    if depth and min(t_chunks) < depth < nt:
+    if depth is not None and depth >= nt:
+        # a record no longer than the halo: every step needs every other, so one chunk
+        t_chunks, depth = (nt,), 0
+    elif depth and min(t_chunks) < depth:
         # overlap needs chunks at least as long as the halo: merge short chunks
         size = max(depth, max(t_chunks))
         sizes = [min(size, nt - s) for s in range(0, nt, size)]
