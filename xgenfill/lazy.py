@@ -218,16 +218,15 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     periodic_x = is_periodic_longitude(da, axes)
     depth = time_depth(filler)
     t_chunks = x.chunks[ne] if depth is not None else (nt,)
-    if depth is not None and depth >= nt:
-        # a record no longer than the halo: every step needs every other, so one chunk
-        t_chunks, depth = (nt,), 0
-    elif depth and min(t_chunks) < depth:
+    if depth and min(t_chunks) < depth:
         # overlap needs chunks at least as long as the halo: merge short chunks
         size = max(depth, max(t_chunks))
         sizes = [min(size, nt - s) for s in range(0, nt, size)]
         if len(sizes) > 1 and sizes[-1] < depth:
             sizes[-2:] = [sizes[-2] + sizes[-1]]
         t_chunks = tuple(sizes)
+    if len(t_chunks) == 1:
+        depth = 0  # one chunk holds the whole record: no halo (dask refuses one longer than it)
     radius = getattr(filler, "spatial_radius", None)
     multiple = getattr(filler, "multiple", 1)
     y_chunks, y_depth = space_plan(x.chunks[ne + 1], ny, radius, multiple)
