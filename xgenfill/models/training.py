@@ -153,8 +153,7 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
             if n_hide >= max(8, 0.02 * ph * pw) and n_hide < n_obs:
                 break
         ts.append(t), picked.append((y0, x0, wy, wx, hide))
-    return _assemble(model, src, ts, [p[0] for p in picked], [p[1] for p in picked],
-                     _unclipped(picked, ph, pw, r), ph, pw)
+    return _assemble(model, src, ts, picked, ph, pw)
 
 
 def _widened(y0: int, x0: int, ph: int, pw: int, r: int, ny: int, nx: int
@@ -174,12 +173,12 @@ def _unclipped(picked: list[tuple], ph: int, pw: int, r: int) -> np.ndarray:
     return out
 
 
-def _assemble(model, src: _Source, ts: list[int], core_y: list[int], core_x: list[int],
-              hide_w: np.ndarray, ph: int, pw: int, truth: bool = False) -> dict[str, Any]:
-    """The tensors of a batch of crops (B, ph, pw) at steps ``ts``, top-left corners
-    ``core_y``, ``core_x``, whose pixels ``hide_w`` are hidden: (B, ph + 2 r, pw + 2 r), the
-    crops widened by the guides' reach r. ``truth``: the hidden pixels are validation pixels,
-    whose values are kept apart from the training field.
+def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, pw: int,
+              truth: bool = False) -> dict[str, Any]:
+    """The tensors of a batch of crops (B, ph, pw) at steps ``ts``, ``picked`` = [(y0, x0,
+    wy, wx, hidden)] per crop: its top-left corner, its widened crop clipped to the field and
+    the pixels hidden there (see :func:`_unclipped`). ``truth``: the hidden pixels are
+    validation pixels, whose values are kept apart from the training field.
 
     One gather and one guide computation for the whole batch: every widened crop has the same
     size once the parts outside the field count as unobserved (as spatial_guides treats them
@@ -192,6 +191,8 @@ def _assemble(model, src: _Source, ts: list[int], core_y: list[int], core_x: lis
     r = model.guide_radius
     dev = src.field.vals.device
     f = src.field
+    core_y, core_x = [p[0] for p in picked], [p[1] for p in picked]
+    hide_w = _unclipped(picked, ph, pw, r)
     t_idx = torch.as_tensor(ts, device=dev)
     cy, cx = torch.as_tensor(core_y, device=dev), torch.as_tensor(core_x, device=dev)
     crops = Crops(y0=cy, x0=cx, h=ph, w=pw)
@@ -236,8 +237,7 @@ def validation_batches(model, src: _Source, rng: np.random.Generator, batch_size
             x0 = int(min(max(0, px - pw // 2), nx - pw)) // mult * mult
             wy, wx = _widened(y0, x0, ph, pw, r, ny, nx)
             ts.append(int(t)), picked.append((y0, x0, wy, wx, src.val_hide[t, wy, wx]))
-        out.append(_assemble(model, src, ts, [p[0] for p in picked], [p[1] for p in picked],
-                             _unclipped(picked, ph, pw, r), ph, pw, truth=True))
+        out.append(_assemble(model, src, ts, picked, ph, pw, truth=True))
     return out
 
 
