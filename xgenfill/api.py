@@ -94,12 +94,14 @@ def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None,
         raise GenfillError(f"model {filler.name!r} needs a time axis with at least 3 steps "
                            f"(got {nt}); use model='linear_space' or a generative model")
     fills = []
-    for cube in _cubes(prep, covariates):
+    for f, cube in enumerate(_cubes(prep, covariates)):
         if not cube.gaps.any():
             fills.append(Fill(samples=np.full((n_samples,) + cube.values.shape, np.nan,
                                               np.float32)))
             continue
-        fills.append(filler.fill(cube, n_samples=n_samples, seed=seed))
+        fill = filler.fill(cube, n_samples=n_samples, seed=seed)
+        fill.samples = prep.plausible_fills(f, fill.samples)
+        fills.append(fill)
     return fills
 
 

@@ -34,8 +34,9 @@ def _stacklevel_outside_package() -> int:
     import xgenfill
 
     pkg_dir = os.path.dirname(xgenfill.__file__)
+    # level 1 is the caller of warnings.warn, i.e. warn() below, one frame up from here
     level = 1
-    frame = inspect.currentframe()
+    frame = inspect.currentframe().f_back
     while frame is not None:
         if not frame.f_code.co_filename.startswith(pkg_dir):
             return level

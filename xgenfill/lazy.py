@@ -144,10 +144,14 @@ def _forward_block(block: np.ndarray, transform: str, var_name: str) -> np.ndarr
         return tf.forward(block)
 
 
-def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, starts, depth,
-                doy, time_index, periodic_x, space, block_id=None):
+def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_samples, seed, starts,
+                depth, doy, time_index, periodic_x, space, transform, var_name, block_id=None):
     """Fill one (extra..., T_block, Y_block, X_block) block of transformed values (with its
-    halos); returns members in transformed units, (K, extra..., T_core, Y_core, X_core)."""
+    halos); returns members in transformed units, (K, extra..., T_core, Y_core, X_core), NaN
+    where they leave the whole record's plausible range [lowest, highest]."""
+    from .plausible import drop_implausible
+    from .transforms import TRANSFORMS
+
     filler = _load_cached(spec) if spec is not None else model
     _torch_threads()
     y_abs, y_lo = _window_index(space["y_starts"], block_id[-2], space["y_depth"],
@@ -167,8 +171,8 @@ def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, start
     extra_shape = values.shape[:-3]
     v = values.reshape((-1,) + values.shape[-3:])
     oc = ocean[..., 0, :, :].reshape((-1,) + ocean.shape[-2:])  # (fields, Y, X)
-    m = mean.reshape(-1)
-    s = std.reshape(-1)
+    m, s = mean.reshape(-1), std.reshape(-1)
+    lowest, highest = lowest.reshape(-1), highest.reshape(-1)
     steps = np.zeros(tb, bool)
     steps[core0 - lo:core0 - lo + n_core] = True
     core_shape = (y_core.stop - y_core.start, x_core.stop - x_core.start)
@@ -185,7 +189,9 @@ def _fill_block(values, ocean, mean, std, *, model, spec, n_samples, seed, start
         if not gaps[:, y_core, x_core].any():
             continue
         fill = filler.fill(cube, n_samples=n_samples, seed=seed)
-        out[:n_samples, f] = fill.samples[:, steps][..., y_core, x_core] * s[f] + m[f]
+        out[:n_samples, f] = drop_implausible(
+            fill.samples[:, steps][..., y_core, x_core] * s[f] + m[f], lowest[f], highest[f],
+            name=f"{var_name!r} (in one chunk)", to_physical=TRANSFORMS[transform].inverse)
         if fill.std is not None:
             own = np.where(gaps, fill.std, np.nan)[steps][..., y_core, x_core]
             out[n_samples, f] = own * s[f]
@@ -259,6 +265,11 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     std = dsa.nanstd(t_stats, axis=(-3, -2, -1))
     std = dsa.where((std > 0) & dsa.isfinite(std), std, 1.0)
     mean = dsa.where(dsa.isfinite(mean), mean, 0.0)
+    from .plausible import bounds
+
+    seen = dsa.isfinite(t_stats)
+    lo, hi = bounds(dsa.where(seen, t_stats, np.inf).min(axis=(-3, -2, -1)),
+                    dsa.where(seen, t_stats, -np.inf).max(axis=(-3, -2, -1)), std)
 
     doy, time_index = time_axis_info(da, axes)
     starts = np.concatenate([[0], np.cumsum(t_chunks)]).astype(int)
@@ -282,6 +293,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
                        boundary={ne: "none", ne + 1: x_boundary})
     mean_b = mean.rechunk(tt.chunks[:ne])
     std_b = std.rechunk(tt.chunks[:ne])
+    lo_b, hi_b = lo.rechunk(tt.chunks[:ne]), hi.rechunk(tt.chunks[:ne])
     out_chunks = ((n_samples + 1,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
                   + t.chunks[-2:])
     space = {"ny": ny, "nx": nx, "y_depth": y_depth, "x_depth": x_depth,
@@ -289,10 +301,11 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
              "x_starts": np.concatenate([[0], np.cumsum(x_chunks)]).astype(int)}
     members = dsa.map_blocks(
         _fill_block, tt, oc_b[..., None, :, :], mean_b[..., None, None, None],
-        std_b[..., None, None, None], dtype=np.float32, chunks=out_chunks, new_axis=0,
+        std_b[..., None, None, None], lo_b[..., None, None, None], hi_b[..., None, None, None],
+        dtype=np.float32, chunks=out_chunks, new_axis=0,
         model=model_arg, spec=spec, n_samples=n_samples, seed=seed, starts=starts, depth=d,
         doy=doy, time_index=time_index, periodic_x=periodic_x, space=space,
-        meta=np.empty((0,) * (ne + 4), np.float32))
+        transform=tf.name, var_name=str(da.name), meta=np.empty((0,) * (ne + 4), np.float32))
     own_error = members[n_samples].astype(np.float64)
     members = members[:n_samples].astype(np.float64)
     src_t = t  # transformed input (NaN = missing)

@@ -48,6 +48,19 @@ class Prepared:
         """Pixels to fill: missing, inside the ocean."""
         return ~self.observed & self.ocean[:, None]
 
+    def plausible_fills(self, f: int, samples: np.ndarray) -> np.ndarray:
+        """Members (K, T, Y, X) of field ``f`` (normalised) with NaN where a member leaves the
+        plausible range of this field's observed values (see :mod:`xgenfill.plausible`)."""
+        from .plausible import bounds, drop_implausible
+
+        v = self.values[f][np.isfinite(self.values[f])]
+        if not v.size:
+            return samples
+        lo, hi = bounds(float(v.min()), float(v.max()))
+        name = repr(self.source.name) if self.source.name is not None else "the field"
+        return drop_implausible(samples, lo, hi, name=name, to_physical=lambda b: (
+            self.transform.inverse(np.float64(b) * self.std[f] + self.mean[f])))
+
     def to_physical(self, normalised: np.ndarray, field_axis: int = 0) -> np.ndarray:
         """Undo normalisation and transform; ``field_axis`` is where F sits in ``normalised``."""
         shape = [1] * normalised.ndim

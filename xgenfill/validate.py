@@ -186,7 +186,9 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         t0 = time.perf_counter()
         fills = [filler.fill(c, n_samples=k, seed=seed) for c in cubes]
         fill_s = time.perf_counter() - t0
-        samples = np.stack([f.samples for f in fills], axis=1)  # (K, F, T, Y, X)
+        # as inpaint does: values outside the plausible range are not fills (n_not_filled)
+        samples = np.stack([held.plausible_fills(f, fl.samples) for f, fl in enumerate(fills)],
+                           axis=1)  # (K, F, T, Y, X)
         members = samples[:, hide].astype(np.float64) * std + mean  # (K, n) transformed
         ok = np.isfinite(members).all(0)
         best = members.mean(0)

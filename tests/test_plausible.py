@@ -1,0 +1,107 @@
+"""Fills far outside the observed range are refused (left unfilled, flagged, warned about) in
+the eager fill, the lazy fill and validate alike."""
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xgenfill
+from xgenfill import zoo
+from xgenfill.models.base import Fill, Filler
+from xgenfill.plausible import MARGIN
+from xgenfill.post import FILLED, NOT_FILLED
+
+from .conftest import make_chl, realdata
+
+WILD_COLUMNS = 4  # the test model goes wild in the gaps of the first columns
+
+
+class Wild(Filler):
+    """Mean fill (0 in normalised units), except 50 standard deviations above the mean in the
+    first WILD_COLUMNS columns: a model extrapolating wildly there. Pixel-wise, so that any
+    chunking gives the same fill."""
+
+    name = "wild"
+    spatial_radius = 0
+
+    def fill(self, cube, n_samples=1, seed=0):
+        nx = cube.values.shape[-1]
+        x = np.arange(nx) if cube.x_index is None else np.asarray(cube.x_index)
+        value = np.where(x < WILD_COLUMNS, 50.0, 0.0).astype(np.float32)
+        out = np.broadcast_to(value, cube.values.shape)
+        out = np.where(cube.gaps, out, np.nan)[None]
+        return Fill(samples=np.repeat(out, n_samples, 0))
+
+
+def _wild_gaps(da):
+    gaps = np.isnan(da.values) & np.isfinite(da.values).any(axis=0)
+    wild = gaps.copy()
+    wild[..., WILD_COLUMNS:] = False
+    return gaps, wild
+
+
+def test_implausible_fills_are_left_unfilled_and_flagged():
+    da = make_chl()
+    gaps, wild = _wild_gaps(da)
+    assert wild.any()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = xgenfill.inpaint(da, model=Wild(), return_dataset=True)
+    msgs = [w for w in caught if issubclass(w.category, xgenfill.GenfillWarning)]
+    assert len(msgs) == 1 and f"{int(wild.sum())} of {int(gaps.sum())} gap pixels" in str(
+        msgs[0].message)
+    assert msgs[0].filename == __file__  # points at the user's line, not at xgenfill
+    flag = ds.chl_filled_flag.values
+    assert (flag[wild] == NOT_FILLED).all() and np.isnan(ds.chl.values[wild]).all()
+    assert np.isnan(ds.chl_uncertainty.values[wild]).all()
+    assert (flag[gaps & ~wild] == FILLED).all()
+    # the mean fill is the geometric mean of the observations
+    np.testing.assert_allclose(ds.chl.values[gaps & ~wild],
+                               10 ** np.nanmean(np.log10(da.values)), rtol=1e-5)
+    obs = np.isfinite(da.values)
+    np.testing.assert_array_equal(ds.chl.values[obs], da.values[obs])
+
+
+def test_lazy_fill_refuses_the_same_pixels():
+    da = make_chl()
+    _, wild = _wild_gaps(da)
+    with pytest.warns(xgenfill.GenfillWarning, match="left unfilled"):
+        eager = xgenfill.inpaint(da, model=Wild(), return_dataset=True)
+    with pytest.warns(xgenfill.GenfillWarning, match="left unfilled"):
+        lazy = xgenfill.inpaint(da.chunk(time=10, lon=16), model=Wild(),
+                                return_dataset=True).compute()
+    np.testing.assert_array_equal(lazy.chl_filled_flag.values, eager.chl_filled_flag.values)
+    np.testing.assert_allclose(lazy.chl.values, eager.chl.values, rtol=1e-6)
+
+
+def test_validate_counts_implausible_fills_as_not_filled():
+    da = make_chl()
+    with pytest.warns(xgenfill.GenfillWarning, match="left unfilled"):
+        scores = xgenfill.validate(da, models=[Wild()], keep_members=True)
+    hide = scores.holdout.values
+    wild_hidden = int(hide[..., :WILD_COLUMNS].sum())
+    assert wild_hidden > 0
+    assert int(scores.n_not_filled.sel(model="wild")) == wild_hidden
+    assert int(scores.n.sel(model="wild")) == int(hide.sum()) - wild_hidden
+
+
+def test_pretrained_vae_on_olci_artefacts_stays_in_range():
+    """Real case: OLCI C2RCC chl of the southern North Sea has retrieval artefacts four decades
+    below the rest (6e-5 mg m-3); fed them, the embedded VAE returned up to 1e38 mg m-3 in
+    gaps near them. Every value it fills must now stay in the observed range +- MARGIN std."""
+    path = realdata("xcube_olci_northsea/cube-1-250-250.zarr")
+    da = xr.open_zarr(path).conc_chl.isel(lat=slice(300, 556), lon=slice(700, 956)).load()
+    model = zoo.load("vae-chl-v1")  # the embedded weights: what a fresh install runs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = xgenfill.inpaint(da, model=model, return_dataset=True, progress=False)
+    logs = np.log10(da.values[np.isfinite(da.values)])
+    lo, hi = logs.min() - MARGIN * logs.std(), logs.max() + MARGIN * logs.std()
+    flag = ds.conc_chl_filled_flag.values
+    filled = np.log10(ds.conc_chl.values[flag == FILLED])
+    assert filled.size > 0.5 * np.isnan(da.values).sum()
+    assert lo - 1e-6 <= filled.min() and filled.max() <= hi + 1e-6
+    refused = int((flag == NOT_FILLED).sum())
+    assert refused > 0 and any(f"{refused} of" in str(w.message) for w in caught)
