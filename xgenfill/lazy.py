@@ -265,11 +265,16 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     std = dsa.nanstd(t_stats, axis=(-3, -2, -1))
     std = dsa.where((std > 0) & dsa.isfinite(std), std, 1.0)
     mean = dsa.where(dsa.isfinite(mean), mean, 0.0)
-    from .plausible import bounds
+    from .plausible import bounds, lattice_step, robust_scale
 
     seen = dsa.isfinite(t_stats)
+    step = lattice_step(t_stats.shape)
+    lattice = t_stats[..., ::step, ::step]  # small: one chunk per field for the medians
+    lattice = lattice.rechunk({ne: -1, ne + 1: -1, ne + 2: -1})
+    scale = lattice.map_blocks(robust_scale, axis=(-3, -2, -1), drop_axis=[ne, ne + 1, ne + 2],
+                               dtype=np.float64)
     lo, hi = bounds(dsa.where(seen, t_stats, np.inf).min(axis=(-3, -2, -1)),
-                    dsa.where(seen, t_stats, -np.inf).max(axis=(-3, -2, -1)), std)
+                    dsa.where(seen, t_stats, -np.inf).max(axis=(-3, -2, -1)), scale, std)
 
     doy, time_index = time_axis_info(da, axes)
     starts = np.concatenate([[0], np.cumsum(t_chunks)]).astype(int)

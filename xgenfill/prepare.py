@@ -51,12 +51,14 @@ class Prepared:
     def plausible_fills(self, f: int, samples: np.ndarray) -> np.ndarray:
         """Members (K, T, Y, X) of field ``f`` (normalised) with NaN where a member leaves the
         plausible range of this field's observed values (see :mod:`xgenfill.plausible`)."""
-        from .plausible import bounds, drop_implausible
+        from .plausible import bounds, drop_implausible, lattice_step, robust_scale
 
-        v = self.values[f][np.isfinite(self.values[f])]
-        if not v.size:
+        values = self.values[f]
+        if not np.isfinite(values).any():
             return samples
-        lo, hi = bounds(float(v.min()), float(v.max()))
+        step = lattice_step(values.shape)
+        lo, hi = bounds(np.nanmin(values), np.nanmax(values),
+                        robust_scale(values[:, ::step, ::step]), 1.0)  # normalised: std 1
         name = repr(self.source.name) if self.source.name is not None else "the field"
         return drop_implausible(samples, lo, hi, name=name, to_physical=lambda b: (
             self.transform.inverse(np.float64(b) * self.std[f] + self.mean[f])))
