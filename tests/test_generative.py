@@ -161,17 +161,24 @@ def test_network_call_budget():
 def test_network_calls_counted_match_the_budget(tiny_models, sampler, steps):
     da = make_chl(nt=10)
     m = tiny_models["diffusion"].copy()
-    m.options.update(sampler=sampler, steps=steps)
-    m.time_batch = m.batch_size = 10  # one batch: calls = network evaluations per sample
+    m.options.update(sampler=sampler, steps=steps, estimate="members")  # n_samples=1: a sample
+    # one batch of 10 steps x up to 3 members: calls = network evaluations per sample
+    m.time_batch, m.batch_size = 10, 30
     calls = []
     handle = m.net.register_forward_hook(lambda *a: calls.append(1))
     try:
         xgenfill.inpaint(da, model=m, n_samples=1, seed=0)
+        assert len(calls) == m.nfe() <= 20
+        if sampler == "dpm++":
+            assert m.nfe() == steps
+        # the default point estimate is one call: alone for n_samples=1, beside the members
+        m.options["estimate"] = "mean"
+        for n_samples, expected in ((1, 1), (3, m.nfe() + 1)):
+            calls.clear()
+            xgenfill.inpaint(da, model=m, n_samples=n_samples, seed=0)
+            assert len(calls) == expected, (n_samples, len(calls))
     finally:
         handle.remove()
-    assert len(calls) == m.nfe() <= 20
-    if sampler == "dpm++":
-        assert m.nfe() == steps
 
 
 def test_dpm_solver_and_heun_solve_the_same_ode(tiny_models):
@@ -295,6 +302,41 @@ def test_ensemble_dataset_form_has_mean_and_spread(tiny_models):
     np.testing.assert_allclose(np.log10(ds.chl.values[gaps]), logm.mean(0)[gaps], rtol=1e-4)
     np.testing.assert_allclose(ds.chl_uncertainty.values[gaps], logm.std(0, ddof=1)[gaps],
                                rtol=1e-3, atol=1e-6)
+
+
+def test_diffusion_point_estimate_is_the_conditional_mean(tiny_models):
+    """The default estimate: one deterministic network call, the value of n_samples=1 and of
+    the Dataset form (beside the members' spread), eager or lazy; estimate="members" gives
+    the members' mean instead."""
+    da = make_chl(nt=10)
+    m = tiny_models["diffusion"].copy()
+    m.precision = "float32"  # eager and lazy agree to float rounding
+    one = xgenfill.inpaint(da, model=m, seed=0)
+    np.testing.assert_array_equal(one.values, xgenfill.inpaint(da, model=m, seed=7).values)
+    ds = xgenfill.inpaint(da, model=m, n_samples=4, seed=3, return_dataset=True)
+    gaps = ds.chl_filled_flag.values == 1
+    np.testing.assert_allclose(ds.chl.values[gaps], one.values[gaps], rtol=1e-5)
+    members = np.log10(xgenfill.inpaint(da, model=m, n_samples=4, seed=3).values)
+    assert not np.allclose(np.log10(ds.chl.values[gaps]), members.mean(0)[gaps], atol=1e-3)
+    np.testing.assert_allclose(ds.chl_uncertainty.values[gaps], members.std(0, ddof=1)[gaps],
+                               rtol=1e-3, atol=1e-6)
+    lazy = xgenfill.inpaint(da.chunk(time=5), model=m, n_samples=4, seed=3,
+                            return_dataset=True).compute()
+    np.testing.assert_allclose(lazy.chl.values, ds.chl.values, rtol=1e-5)
+    np.testing.assert_array_equal(lazy.chl_filled_flag.values, ds.chl_filled_flag.values)
+    # validate scores the same point estimate with RMSE, the members with CRPS
+    scores = xgenfill.validate(da, models=[m], n_samples=4, keep_members=True)
+    mem, truth = scores.members.values[0], scores.truth_transformed.values
+    members_rmse = np.sqrt(np.mean((mem.mean(0) - truth) ** 2))
+    m.options["estimate"] = "members"
+    again = xgenfill.validate(da, models=[m], n_samples=4)
+    assert float(again.rmse.sel(space="transformed")[0]) == pytest.approx(members_rmse,
+                                                                           rel=1e-6)
+    assert float(scores.rmse.sel(space="transformed")[0]) != pytest.approx(members_rmse,
+                                                                           rel=1e-3)
+    m.options["estimate"] = "median"
+    with pytest.raises(GenfillError, match="estimate must be"):
+        xgenfill.inpaint(da, model=m)
 
 
 def test_absent_gpu_is_a_clear_error(tiny_models):

@@ -99,9 +99,7 @@ def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None,
             fills.append(Fill(samples=np.full((n_samples,) + cube.values.shape, np.nan,
                                               np.float32)))
             continue
-        fill = filler.fill(cube, n_samples=n_samples, seed=seed)
-        fill.samples = prep.plausible_fills(f, fill.samples)
-        fills.append(fill)
+        fills.append(prep.plausible_fill(f, filler.fill(cube, n_samples=n_samples, seed=seed)))
     return fills
 
 

@@ -145,10 +145,13 @@ def _forward_block(block: np.ndarray, transform: str, var_name: str) -> np.ndarr
 
 
 def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_samples, seed, starts,
-                depth, doy, time_index, periodic_x, space, transform, var_name, block_id=None):
+                depth, doy, time_index, periodic_x, space, transform, var_name, point,
+                block_id=None):
     """Fill one (extra..., T_block, Y_block, X_block) block of transformed values (with its
-    halos); returns members in transformed units, (K, extra..., T_core, Y_core, X_core), NaN
-    where they leave the whole record's plausible range [lowest, highest]."""
+    halos); returns, in transformed units, (K + 1 [+ 1 with ``point``], extra..., T_core,
+    Y_core, X_core): the members, the model's point estimate when it has one of its own
+    (``point``), and its own error estimate; NaN where they leave the whole record's plausible
+    range [lowest, highest]."""
     from .plausible import drop_implausible
     from .transforms import TRANSFORMS
 
@@ -176,8 +179,10 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
     steps = np.zeros(tb, bool)
     steps[core0 - lo:core0 - lo + n_core] = True
     core_shape = (y_core.stop - y_core.start, x_core.stop - x_core.start)
-    # members, then the model's own error estimate (DINEOF's CV error; NaN when it has none)
-    out = np.full((n_samples + 1, v.shape[0], n_core) + core_shape, np.nan, np.float32)
+    # members, [point estimate,] the model's own error estimate (DINEOF's CV error; NaN when
+    # it has none)
+    k = n_samples + int(point)
+    out = np.full((k + 1, v.shape[0], n_core) + core_shape, np.nan, np.float32)
     for f in range(v.shape[0]):
         norm = ((v[f] - m[f]) / s[f]).astype(np.float32)
         norm = np.where(oc[f][None], norm, np.nan)
@@ -189,13 +194,14 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
         if not gaps[:, y_core, x_core].any():
             continue
         fill = filler.fill(cube, n_samples=n_samples, seed=seed)
-        out[:n_samples, f] = drop_implausible(
-            fill.samples[:, steps][..., y_core, x_core] * s[f] + m[f], lowest[f], highest[f],
+        values = fill.samples if not point else np.concatenate([fill.samples, fill.mean[None]])
+        out[:k, f] = drop_implausible(
+            values[:, steps][..., y_core, x_core] * s[f] + m[f], lowest[f], highest[f],
             name=f"{var_name!r} (in one chunk)", to_physical=TRANSFORMS[transform].inverse)
         if fill.std is not None:
             own = np.where(gaps, fill.std, np.nan)[steps][..., y_core, x_core]
-            out[n_samples, f] = own * s[f]
-    return out.reshape((n_samples + 1,) + extra_shape + (n_core,) + core_shape)
+            out[k, f] = own * s[f]
+    return out.reshape((k + 1,) + extra_shape + (n_core,) + core_shape)
 
 
 def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int | None,
@@ -299,7 +305,11 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     mean_b = mean.rechunk(tt.chunks[:ne])
     std_b = std.rechunk(tt.chunks[:ne])
     lo_b, hi_b = lo.rechunk(tt.chunks[:ne]), hi.rechunk(tt.chunks[:ne])
-    out_chunks = ((n_samples + 1,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
+    # a model with its own point estimate returns it beside the members (n_samples=1: as the
+    # member itself, see NeuralFiller.fill)
+    point = n_samples > 1 and bool(getattr(filler, "has_point_estimate", False))
+    k = n_samples + int(point)
+    out_chunks = ((k + 1,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
                   + t.chunks[-2:])
     space = {"ny": ny, "nx": nx, "y_depth": y_depth, "x_depth": x_depth,
              "y_starts": np.concatenate([[0], np.cumsum(y_chunks)]).astype(int),
@@ -310,13 +320,17 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         dtype=np.float32, chunks=out_chunks, new_axis=0,
         model=model_arg, spec=spec, n_samples=n_samples, seed=seed, starts=starts, depth=d,
         doy=doy, time_index=time_index, periodic_x=periodic_x, space=space,
-        transform=tf.name, var_name=str(da.name), meta=np.empty((0,) * (ne + 4), np.float32))
-    own_error = members[n_samples].astype(np.float64)
+        transform=tf.name, var_name=str(da.name), point=point, meta=np.empty((0,) * (ne + 4), np.float32))
+    own_error = members[k].astype(np.float64)
+    best = members[n_samples].astype(np.float64) if point else None
     members = members[:n_samples].astype(np.float64)
     src_t = t  # transformed input (NaN = missing)
     gap = dsa.isnan(src_t) & ocean[..., None, :, :]
     finite = dsa.isfinite(members).all(axis=0)
-    best = members.mean(axis=0) if n_samples > 1 else members[0]
+    if best is None:
+        best = members.mean(axis=0) if n_samples > 1 else members[0]
+    else:
+        finite &= dsa.isfinite(best)
     status = status_codes(ocean[..., None, :, :], gap, finite)
 
     def back(arr):

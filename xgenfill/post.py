@@ -66,14 +66,18 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
     fills
         One :class:`Fill` per prepared field, in normalised canonical units.
     members
-        Keep every ensemble member along a ``sample`` dimension (DataArray form); otherwise the
-        members are averaged in transformed space.
+        Keep every ensemble member along a ``sample`` dimension (DataArray form); otherwise
+        the point estimate is returned: the model's own (:attr:`Fill.mean`) or the members'
+        mean in transformed space.
     """
     src = prep.source
     name = src.name if src.name is not None else "data"
     samples = np.stack([f.samples for f in fills], axis=1)  # (K, F, T, Y, X) normalised
     gaps = prep.gaps[None]
     samples = np.where(gaps, samples, np.nan)  # only gap pixels ever take model values
+    own = any(f.mean is not None for f in fills)
+    # the point estimate (a model's own, else the members' mean in transformed space)
+    best = np.stack([f.best() for f in fills]) if own else None
 
     transformed = prep.to_transformed(samples, field_axis=1)
     k = samples.shape[0]
@@ -82,10 +86,13 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
     else:
         spread = np.stack([(f.std * s) if f.std is not None else np.full(f.samples.shape[1:],
                            np.nan, np.float32) for f, s in zip(fills, prep.std)])
-    mean_t = transformed.mean(axis=0) if k > 1 else transformed[0]
+    if own:
+        mean_t = prep.to_transformed(np.where(gaps[0], best, np.nan), field_axis=0)
+    else:
+        mean_t = transformed.mean(axis=0) if k > 1 else transformed[0]
 
     src_vals = np.asarray(src.values)
-    ok = np.isfinite(samples).all(axis=0)
+    ok = np.isfinite(samples).all(axis=0) & np.isfinite(mean_t)
     status = status_codes(prep.ocean[:, None], prep.gaps, ok)
     status_src = _to_source_layout(prep, status)
     fill_here = status_src == FILLED

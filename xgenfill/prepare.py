@@ -14,6 +14,7 @@ import xarray as xr
 
 from .axes import Axes, check_coordinates, find_axes, is_periodic_longitude
 from .errors import GenfillError, warn
+from .models.base import Fill
 from .transforms import Transform, choose_transform
 
 __all__ = ["Prepared", "prepare", "decode_input", "check_structure", "descending_axes",
@@ -48,20 +49,24 @@ class Prepared:
         """Pixels to fill: missing, inside the ocean."""
         return ~self.observed & self.ocean[:, None]
 
-    def plausible_fills(self, f: int, samples: np.ndarray) -> np.ndarray:
-        """Members (K, T, Y, X) of field ``f`` (normalised) with NaN where a member leaves the
-        plausible range of this field's observed values (see :mod:`xgenfill.plausible`)."""
+    def plausible_fill(self, f: int, fill: Fill) -> Fill:
+        """The fill of field ``f`` (normalised) with NaN, in its members and its point
+        estimate, wherever one of them leaves the plausible range of this field's observed
+        values (see :mod:`xgenfill.plausible`)."""
         from .plausible import bounds, drop_implausible, lattice_step, robust_scale
 
         values = self.values[f]
         if not np.isfinite(values).any():
-            return samples
+            return fill
         step = lattice_step(values.shape)
         lo, hi = bounds(np.nanmin(values), np.nanmax(values),
                         robust_scale(values[:, ::step, ::step]), 1.0)  # normalised: std 1
         name = repr(self.source.name) if self.source.name is not None else "the field"
-        return drop_implausible(samples, lo, hi, name=name, to_physical=lambda b: (
+        own = fill.mean is not None
+        both = np.concatenate([fill.samples, fill.mean[None]]) if own else fill.samples
+        both = drop_implausible(both, lo, hi, name=name, to_physical=lambda b: (
             self.transform.inverse(np.float64(b) * self.std[f] + self.mean[f])))
+        return replace(fill, samples=both[:-1] if own else both, mean=both[-1] if own else None)
 
     def to_physical(self, normalised: np.ndarray, field_axis: int = 0) -> np.ndarray:
         """Undo normalisation and transform; ``field_axis`` is where F sits in ``normalised``."""

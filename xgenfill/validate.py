@@ -187,11 +187,13 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         fills = [filler.fill(c, n_samples=k, seed=seed) for c in cubes]
         fill_s = time.perf_counter() - t0
         # as inpaint does: values outside the plausible range are not fills (n_not_filled)
-        samples = np.stack([held.plausible_fills(f, fl.samples) for f, fl in enumerate(fills)],
-                           axis=1)  # (K, F, T, Y, X)
+        fills = [held.plausible_fill(f, fl) for f, fl in enumerate(fills)]
+        samples = np.stack([fl.samples for fl in fills], axis=1)  # (K, F, T, Y, X)
+        point = np.stack([fl.best() for fl in fills])  # (F, T, Y, X): what inpaint returns
         members = samples[:, hide].astype(np.float64) * std + mean  # (K, n) transformed
-        ok = np.isfinite(members).all(0)
-        best = members.mean(0)
+        best = (point[hide].astype(np.float64) * std + mean
+                if any(fl.mean is not None for fl in fills) else members.mean(0))
+        ok = np.isfinite(members).all(0) & np.isfinite(best)
         predictions.append(tf.inverse(best))
         all_members.append(np.pad(members, ((0, kmax - k), (0, 0)), constant_values=np.nan))
         row: dict[str, Any] = {"fit_seconds": fit_s, "fill_seconds": fill_s,
@@ -209,7 +211,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
                 else np.zeros(kmax + 1, int))
         pit.append(np.pad(hist, (0, kmax + 1 - hist.size)))
         # spectra on rows of the held-out steps: error of the fill vs the observed signal
-        mean_fill = np.where(hide, samples.mean(0), np.nan)
+        mean_fill = np.where(hide, point, np.nan)
         err = np.nan_to_num(np.where(hide, mean_fill - prep.values, 0.0))  # not filled: 0
         err_psd.append(metrics.zonal_spectrum(err[:, steps_h], valid, spectrum_length))
         if by_time:

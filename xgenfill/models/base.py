@@ -51,7 +51,16 @@ class Fill:
 
     samples: np.ndarray  # (K, T, Y, X); K = 1 for deterministic models; NaN = could not fill
     std: np.ndarray | None = None  # (T, Y, X) model's own error estimate (deterministic models)
+    # (T, Y, X) the model's best estimate when it is not the members' mean (diffusion: the
+    # network's conditional mean); None: the mean of ``samples``
+    mean: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def best(self) -> np.ndarray:
+        """The point estimate, (T, Y, X)."""
+        if self.mean is not None:
+            return self.mean
+        return self.samples.mean(axis=0) if self.samples.shape[0] > 1 else self.samples[0]
 
 
 class Filler(ABC):

@@ -215,6 +215,7 @@ class NeuralFiller(Filler):
 
         from .context import FieldTensors
 
+        self.check_options()  # before any work, whatever path the options take
         t0 = time.perf_counter()
         dev = self._device()
         self.net.eval()
@@ -222,6 +223,11 @@ class NeuralFiller(Filler):
         field = FieldTensors(cube.values, cube.ocean, cube.doy, cube.covariates, device=dev)
         gaps = cube.gaps
         todo = np.flatnonzero(gaps.reshape(gaps.shape[0], -1).any(1))
+        # a model with its own point estimate gives it as the single member of n_samples=1
+        # (no sampling at all), and beside the members otherwise
+        point_only = n_samples == 1 and self.has_point_estimate
+        mean = (np.full(cube.values.shape, np.nan, dtype=np.float32)
+                if self.has_point_estimate and not point_only else None)
         out = np.full((n_samples,) + cube.values.shape, np.nan, dtype=np.float32)
         batches = [todo[i:i + self.time_batch] for i in range(0, len(todo), self.time_batch)]
         bar = None
@@ -239,19 +245,42 @@ class NeuralFiller(Filler):
             # the model holds no per-call state: dask threads may share it
             draw = {"t_abs": ts_t + int(cube.t_offset), "periodic_x": cube.periodic_x,
                     "y_abs": yx_abs[0], "x_abs": yx_abs[1]}
-            res = self.sample_steps(field, ts_t, ctx, n_samples, seed, apply, draw)  # (K,B,Y,X)
-            out[:, ts] = res.float().cpu().numpy()
+            if mean is not None or point_only:
+                best = self.point_steps(field, ts_t, ctx, apply, draw).float().cpu().numpy()
+                if point_only:
+                    out[0, ts] = best
+                else:
+                    mean[ts] = best
+            if not point_only:
+                res = self.sample_steps(field, ts_t, ctx, n_samples, seed, apply, draw)
+                out[:, ts] = res.float().cpu().numpy()  # (K, B, Y, X)
             if bar is not None:
                 bar.update(len(ts))
         if bar is not None:
             bar.close()
         out = np.where(gaps[None], out, np.nan)
-        return Fill(samples=out, info={"seconds": time.perf_counter() - t0, "device": str(dev),
-                                       "nfe": self.nfe()})
+        if mean is not None:
+            mean = np.where(gaps, mean, np.nan)
+        return Fill(samples=out, mean=mean,
+                    info={"seconds": time.perf_counter() - t0, "device": str(dev),
+                          "nfe": 1 if point_only else self.nfe()})
 
     def nfe(self) -> int:
         """Network evaluations per sample."""
         return 1
+
+    def check_options(self) -> None:
+        """Raise a GenfillError for an invalid option value (names are checked when built)."""
+
+    @property
+    def has_point_estimate(self) -> bool:
+        """Whether the model gives a point estimate of its own (see :meth:`point_steps`)
+        rather than the mean of its members."""
+        return False
+
+    def point_steps(self, field, ts, ctx, apply, draw: dict):  # pragma: no cover - abstract
+        """The point estimate (B, Y, X) for the steps ``ts``, observed pixels included."""
+        raise NotImplementedError
 
     @property
     def spatial_radius(self) -> int:  # type: ignore[override]
