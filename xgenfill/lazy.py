@@ -144,8 +144,8 @@ def _forward_block(block: np.ndarray, transform: str, var_name: str) -> np.ndarr
         return tf.forward(block)
 
 
-def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_samples, seed, starts,
-                depth, doy, time_index, periodic_x, space, transform, var_name, point,
+def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_samples, seed,
+                starts, depth, doy, time_index, periodic_x, space, transform, var_name, point,
                 block_id=None):
     """Fill one (extra..., T_block, Y_block, X_block) block of transformed values (with its
     halos); returns, in transformed units, (K + 1 [+ 1 with ``point``], extra..., T_core,
@@ -320,7 +320,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         dtype=np.float32, chunks=out_chunks, new_axis=0,
         model=model_arg, spec=spec, n_samples=n_samples, seed=seed, starts=starts, depth=d,
         doy=doy, time_index=time_index, periodic_x=periodic_x, space=space,
-        transform=tf.name, var_name=str(da.name), point=point, meta=np.empty((0,) * (ne + 4), np.float32))
+        transform=tf.name, var_name=str(da.name), point=point,
+        meta=np.empty((0,) * (ne + 4), np.float32))
     own_error = members[k].astype(np.float64)
     best = members[n_samples].astype(np.float64) if point else None
     members = members[:n_samples].astype(np.float64)

@@ -10,8 +10,8 @@ nobody should use.
 
 The scale is robust (from the median absolute deviation) because such data also carry retrieval
 artefacts decades away from the rest, which inflate the standard deviation. The same rule runs
-in the eager fill, in every chunk of a lazy fill (with the whole record's
-range, so the result does not depend on the chunking) and in :func:`xgenfill.validate`.
+in the eager fill, in every chunk of a lazy fill (with the whole record's range, so the result
+does not depend on the chunking) and in :func:`xgenfill.validate`.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def drop_implausible(samples: np.ndarray, lo: float, hi: float, *, name: str = "
     shown = (lo, hi) if to_physical is None else tuple(float(to_physical(b)) for b in (lo, hi))
     warn(f"{n} of {filled} gap pixels of {name} were left unfilled (status 'not_filled'): the "
          f"model's values there fell outside the observed range widened by {MARGIN:g} robust "
-         f"standard deviations ({shown[0]:.3g} to {shown[1]:.3g}). The model is extrapolating, e.g. from "
-         "outliers in the input or far from any observation: check the input, fit the model "
-         "on these data (xgenfill.train) or use a classical method (model='dineof').")
+         f"standard deviations ({shown[0]:.3g} to {shown[1]:.3g}): it is extrapolating, e.g. "
+         "on data unlike its training data or far from any observation. Check the input, fit "
+         "the model on these data (xgenfill.train) or use a classical method "
+         "(model='dineof').")
     return np.where(outside[None], np.nan, samples).astype(samples.dtype, copy=False)

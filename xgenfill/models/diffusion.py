@@ -163,8 +163,8 @@ class DiffusionFiller(NeuralFiller):
         """The network's conditional mean: the denoiser at the top of the noise ladder, gap
         pixels at their expected value 0 (one network call, deterministic). The mean of a
         few-step ensemble is shrunk towards the climatology (case A: regression slope of the
-        truth on it 1.29); this estimate is less so and scores a lower RMSE on every
-        benchmark case."""
+        truth on it 1.29); this estimate is less so, and scored a lower RMSE than that mean on
+        8 of 9 fitted models (3 seeds x benchmark cases A, B, C)."""
         import torch
 
         visible = field.obs[ts]
