@@ -239,7 +239,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         t_chunks = tuple(sizes)
     if len(t_chunks) == 1:
         depth = 0  # one chunk holds the whole record: no halo (dask refuses one longer than it)
-    radius = getattr(filler, "spatial_radius", None)
+    radius = (filler.radius_for(n_samples) if hasattr(filler, "radius_for")
+              else getattr(filler, "spatial_radius", None))
     multiple = getattr(filler, "multiple", 1)
     y_chunks, y_depth = space_plan(x.chunks[ne + 1], ny, radius, multiple)
     x_chunks, x_depth = space_plan(x.chunks[ne + 2], nx, radius, multiple)

@@ -290,6 +290,13 @@ class NeuralFiller(Filler):
         :mod:`xgenfill.lazy`)."""
         return self.nfe() * self.receptive_radius + self.guide_radius
 
+    def radius_for(self, n_samples: int) -> int:
+        """:attr:`spatial_radius` of a fill with ``n_samples`` members: one network call's
+        worth (plus the guides) when only the point estimate is computed (``n_samples=1``)."""
+        if n_samples == 1 and self.has_point_estimate:
+            return self.receptive_radius + self.guide_radius
+        return self.spatial_radius
+
     def fit(self, cubes: list[Cube], **kwargs: Any) -> "NeuralFiller":
         """Train on gappy cubes (see :func:`xgenfill.models.training.train_model`)."""
         from .training import train_model
