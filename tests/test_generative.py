@@ -339,6 +339,26 @@ def test_diffusion_point_estimate_is_the_conditional_mean(tiny_models):
         xgenfill.inpaint(da, model=m)
 
 
+def test_mean_loss_adds_the_point_estimates_error_on_hidden_pixels():
+    m = DiffusionFiller(**TINY, guides=False)
+    g = torch.Generator().manual_seed(0)
+    b, h, w = 3, 16, 16
+    ocean = torch.ones(b, h, w, dtype=torch.bool)
+    obs = torch.rand(b, h, w, generator=g) < 0.7
+    hidden = obs & (torch.rand(b, h, w, generator=g) < 0.3)
+    batch = {"y": torch.randn(b, h, w, generator=g), "obs": obs, "hidden": hidden,
+             "ocean": ocean, "ctx": torch.randn(b, 5 + 4 * TINY["window"], h, w, generator=g)}
+    losses = []
+    for weight in (0.0, 2.0):
+        m.options["mean_loss"] = weight
+        torch.manual_seed(1)  # the same noise levels and noise for both
+        losses.append(float(m.loss(batch)))
+    point = m.predict_mean(batch)
+    extra = float(((point - batch["y"]) ** 2 * hidden).sum() / hidden.sum())
+    assert extra > 0
+    assert losses[1] == pytest.approx(losses[0] + 2.0 * extra, rel=1e-5)
+
+
 def test_absent_gpu_is_a_clear_error(tiny_models):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
