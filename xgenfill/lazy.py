@@ -194,9 +194,9 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
         if not gaps[:, y_core, x_core].any():
             continue
         fill = filler.fill(cube, n_samples=n_samples, seed=seed)
-        values = fill.samples if not point else np.concatenate([fill.samples, fill.mean[None]])
+        stack = fill.samples if not point else np.concatenate([fill.samples, fill.mean[None]])
         out[:k, f] = drop_implausible(
-            values[:, steps][..., y_core, x_core] * s[f] + m[f], lowest[f], highest[f],
+            stack[:, steps][..., y_core, x_core] * s[f] + m[f], lowest[f], highest[f],
             name=f"{var_name!r} (in one chunk)", to_physical=TRANSFORMS[transform].inverse)
         if fill.std is not None:
             own = np.where(gaps, fill.std, np.nan)[steps][..., y_core, x_core]
@@ -239,8 +239,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         t_chunks = tuple(sizes)
     if len(t_chunks) == 1:
         depth = 0  # one chunk holds the whole record: no halo (dask refuses one longer than it)
-    radius = (filler.radius_for(n_samples) if hasattr(filler, "radius_for")
-              else getattr(filler, "spatial_radius", None))
+    radius = filler.radius_for(n_samples)
     multiple = getattr(filler, "multiple", 1)
     y_chunks, y_depth = space_plan(x.chunks[ne + 1], ny, radius, multiple)
     x_chunks, x_depth = space_plan(x.chunks[ne + 2], nx, radius, multiple)
@@ -308,7 +307,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     lo_b, hi_b = lo.rechunk(tt.chunks[:ne]), hi.rechunk(tt.chunks[:ne])
     # a model with its own point estimate returns it beside the members (n_samples=1: as the
     # member itself, see NeuralFiller.fill)
-    point = n_samples > 1 and bool(getattr(filler, "has_point_estimate", False))
+    point = n_samples > 1 and filler.has_point_estimate
     k = n_samples + int(point)
     out_chunks = ((k + 1,) + tt.chunks[:ne] + (tuple(int(c) for c in t_chunks),)
                   + t.chunks[-2:])

@@ -73,6 +73,16 @@ class Filler(ABC):
     spatial_radius: int | None = None
     weights_hash: str | None = None
 
+    @property
+    def has_point_estimate(self) -> bool:
+        """Whether :attr:`Fill.mean` carries a point estimate of the model's own beside its
+        members (otherwise the point estimate is the members' mean)."""
+        return False
+
+    def radius_for(self, n_samples: int) -> int | None:
+        """:attr:`spatial_radius` of a fill with ``n_samples`` members."""
+        return self.spatial_radius
+
     def fit(self, cubes: list[Cube], **kwargs: Any) -> "Filler":  # noqa: D401
         """Learn from gappy cubes (no-op for models that need no training)."""
         return self

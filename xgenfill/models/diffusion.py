@@ -175,24 +175,31 @@ class DiffusionFiller(NeuralFiller):
         visible = field.obs[ts]
         gap = field.ocean[None] & ~visible
         y_obs = field.vals[ts]
-        x = torch.where(visible, y_obs, torch.zeros_like(y_obs))
-        smap = gap.float() * SIGMA_MAX
-        raw = self.tiled(apply, self._inputs(x, smap, visible, ctx),
-                         cond_scalar=math.log(SIGMA_MAX) / 4, periodic_x=draw["periodic_x"])
+        x, smap, inp = self._mean_inputs(y_obs, visible, gap, ctx)
+        raw = self.tiled(apply, inp, cond_scalar=math.log(SIGMA_MAX) / 4,
+                         periodic_x=draw["periodic_x"])
         return torch.where(gap, self._precondition(x, smap, raw[:, 0].to(x.dtype)), y_obs)
 
+    @classmethod
+    def _mean_inputs(cls, y, visible, gap, ctx):
+        """The state of the conditional-mean call: visible pixels clean, gap pixels at their
+        expected value 0 with noise level SIGMA_MAX; (x, noise-level map, network input)."""
+        import torch
+
+        x = torch.where(visible, y, torch.zeros_like(y))
+        smap = gap.float() * SIGMA_MAX
+        return x, smap, cls._inputs(x, smap, visible, ctx)
+
     def predict_mean(self, batch: dict):
-        """One network call from pure noise: the conditional mean estimate."""
+        """The conditional mean on a training batch (validation, ``mean_loss``): the same
+        call as :meth:`point_steps`, on the untiled network."""
         import torch
 
         y, obs, hidden, ocean, ctx = (batch[k] for k in ("y", "obs", "hidden", "ocean", "ctx"))
         visible = obs & ~hidden
-        gap = ocean & ~visible
-        x = torch.where(visible, y, torch.zeros_like(y))
-        smap = torch.where(gap, torch.full_like(y, SIGMA_MAX), torch.zeros_like(y))
+        x, smap, inp = self._mean_inputs(y, visible, ocean & ~visible, ctx)
         cond = torch.full((y.shape[0],), math.log(SIGMA_MAX) / 4, device=y.device)
-        raw = self.net(self._inputs(x, smap, visible, ctx), cond)[:, 0]
-        return self._precondition(x, smap, raw)
+        return self._precondition(x, smap, self.net(inp, cond)[:, 0])
 
     # -- sampling -----------------------------------------------------------------------------
     def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
@@ -273,7 +280,7 @@ class DiffusionFiller(NeuralFiller):
                 else:  # up: forward-noise the generated region back to s_next
                     x = x + math.sqrt(max(s_next**2 - s**2, 0.0)) * noise(n)
                 x = keep(x)
-        elif o["sampler"] == "dpm++":
+        else:  # "dpm++" (check_options refuses any other sampler before filling starts)
             # DPM-Solver++(2M) in data-prediction form (Lu et al. 2022): one network call per
             # level; for the EDM parametrisation exp(-h) = s_next / s
             sig = self._sigmas(o["steps"])
@@ -292,7 +299,4 @@ class DiffusionFiller(NeuralFiller):
                     x = (s_next / s) * x + (1 - s_next / s) * d_hat
                     prev, h_prev = den, h
                 x = keep(x)
-        else:
-            raise GenfillError(f"unknown sampler {o['sampler']!r}; use 'heun', 'dpm++' or "
-                               "'repaint'")
         return x.reshape(k, b, ny, nx)

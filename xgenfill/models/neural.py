@@ -272,12 +272,6 @@ class NeuralFiller(Filler):
     def check_options(self) -> None:
         """Raise a GenfillError for an invalid option value (names are checked when built)."""
 
-    @property
-    def has_point_estimate(self) -> bool:
-        """Whether the model gives a point estimate of its own (see :meth:`point_steps`)
-        rather than the mean of its members."""
-        return False
-
     def point_steps(self, field, ts, ctx, apply, draw: dict):  # pragma: no cover - abstract
         """The point estimate (B, Y, X) for the steps ``ts``, observed pixels included."""
         raise NotImplementedError
@@ -291,8 +285,8 @@ class NeuralFiller(Filler):
         return self.nfe() * self.receptive_radius + self.guide_radius
 
     def radius_for(self, n_samples: int) -> int:
-        """:attr:`spatial_radius` of a fill with ``n_samples`` members: one network call's
-        worth (plus the guides) when only the point estimate is computed (``n_samples=1``)."""
+        """One network call's worth (plus the guides) when only the point estimate is computed
+        (``n_samples=1``, see :meth:`point_steps`)."""
         if n_samples == 1 and self.has_point_estimate:
             return self.receptive_radius + self.guide_radius
         return self.spatial_radius
