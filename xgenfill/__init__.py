@@ -7,6 +7,7 @@ pooch are only imported when a model runs or weights are fetched.
 from . import accessor  # noqa: F401  (registers .genfill)
 from ._version import __version__
 from .api import inpaint, inpaint_dataset, train
+from .fractions import inpaint_fractions, to_log_ratios
 from .errors import GenfillError, GenfillWarning, OfflineError, WeightsError
 from .models.registry import model_names
 from .samples import open_sample
@@ -15,7 +16,7 @@ from .versions import show_versions
 from .zoo import models
 
 __all__ = [
-    "__version__", "inpaint", "inpaint_dataset", "train", "validate", "models", "model_names",
+    "__version__", "inpaint", "inpaint_dataset", "inpaint_fractions", "to_log_ratios", "train", "validate", "models", "model_names",
     "open_sample", "show_versions", "GenfillError", "GenfillWarning", "OfflineError",
     "WeightsError",
 ]

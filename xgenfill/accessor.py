@@ -7,6 +7,7 @@ from typing import Any
 import xarray as xr
 
 from . import api
+from .fractions import inpaint_fractions
 
 __all__ = ["GenfillDataArrayAccessor", "GenfillDatasetAccessor"]
 
@@ -48,3 +49,9 @@ class GenfillDatasetAccessor:
         return api.inpaint_dataset(self._obj, variables=variables, model=model, **kwargs)
 
     inpaint.__doc__ = api.inpaint_dataset.__doc__
+
+    def inpaint_fractions(self, variables: list[str], model: Any = "diffusion",
+                          **kwargs: Any) -> xr.Dataset:
+        return inpaint_fractions(self._obj, variables, model=model, **kwargs)
+
+    inpaint_fractions.__doc__ = "Same as :func:`xgenfill.inpaint_fractions` on this Dataset."

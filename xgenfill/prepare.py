@@ -166,6 +166,16 @@ def decode_input(da: xr.DataArray) -> xr.DataArray:
 def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: Axes
                ) -> np.ndarray | None:
     """Broadcast a user mask (True = sea, may be filled) to (F, Y, X) in the input's order."""
+    full = user_mask_array(mask, da, axes)
+    if full is None:
+        return None
+    return np.asarray(full.values, dtype=bool).reshape(-1, da.sizes[axes.y], da.sizes[axes.x])
+
+
+def user_mask_array(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: Axes
+                    ) -> xr.DataArray | None:
+    """A user mask (True = sea, may be filled), checked against the data's grid, as a boolean
+    DataArray with dims (extra..., Y, X)."""
     if mask is None:
         return None
     if not isinstance(mask, xr.DataArray):
@@ -198,8 +208,7 @@ def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: A
     mask = mask.copy(data=values != 0)
     order = [d for d in axes.extra if d in mask.dims] + [axes.y, axes.x]
     full = mask.transpose(*order).broadcast_like(da.isel({axes.time: 0}) if axes.time else da)
-    full = full.transpose(*axes.extra, axes.y, axes.x)
-    return np.asarray(full.values, dtype=bool).reshape(-1, da.sizes[axes.y], da.sizes[axes.x])
+    return full.transpose(*axes.extra, axes.y, axes.x)
 
 
 def time_axis_info(da: xr.DataArray, axes: Axes) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -1,0 +1,195 @@
+"""Fractions that sum to 1 (phytoplankton size classes) filled together: closure, observed values
+kept, partial pixels, ensembles, lazy inputs, bad input.
+
+No real gridded size-class product is available to us: the fractions here are derived from
+real MODIS chlorophyll (the bundled PhytoFit sample) with Brewin et al. (2010)'s three-component
+model, so they are chl-derived, not independent observations.
+"""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xgenfill
+from xgenfill.fractions import inpaint_fractions, to_log_ratios
+
+from .conftest import TINY
+
+NAMES = ["pico", "nano", "micro"]
+
+
+def brewin_fractions(nt: int = 20) -> xr.Dataset:
+    """Pico/nano/micro fractions of real chl (Brewin 2010 parameters), with chl's real gaps."""
+    c = xgenfill.open_sample("phytofit").chl.isel(time=slice(0, nt), lat=slice(0, 48),
+                                                  lon=slice(0, 64)).astype(np.float64)
+    pico_nano = 1.057 * (1 - np.exp(-0.851 * c))
+    pico = 0.107 * (1 - np.exp(-6.801 * c))
+    parts = {"pico": pico / c, "nano": (pico_nano - pico) / c, "micro": (c - pico_nano) / c}
+    ds = xr.Dataset({k: v.astype(np.float32) for k, v in parts.items()})
+    for name in NAMES:
+        ds[name].attrs = {"units": "1", "long_name": f"{name}plankton fraction of chl "
+                          "(Brewin et al. 2010, derived from MODIS chl)"}
+    return ds
+
+
+@pytest.fixture(scope="module")
+def fractions() -> xr.Dataset:
+    return brewin_fractions()
+
+
+def assert_contract(ds: xr.Dataset, out: xr.Dataset) -> np.ndarray:
+    """Observed values bit-identical, dtype and attributes kept, filled pixels summing to 1;
+    returns where a value was filled."""
+    for name in NAMES:
+        obs = np.isfinite(ds[name].values)
+        assert out[name].dtype == ds[name].dtype
+        assert np.array_equal(out[name].values[obs], ds[name].values[obs])
+        assert out[name].attrs["units"] == "1" and "inpaint_fractions" in out[name].attrs["history"]
+        flag = out[f"{name}_filled_flag"].values
+        assert np.array_equal(flag == 0, obs)
+        assert np.isfinite(out[name].values[flag == 1]).all()
+        assert np.isnan(out[name].values[flag >= 2]).all()
+    filled = out[f"{NAMES[0]}_filled_flag"].values == 1
+    total = sum(out[name].values.astype(np.float64) for name in NAMES)
+    np.testing.assert_allclose(total[filled], 1.0, atol=1e-6)
+    return filled
+
+
+def test_filled_fractions_sum_to_one(fractions):
+    before = fractions.copy(deep=True)
+    out = inpaint_fractions(fractions, NAMES, model="linear_time")
+    xr.testing.assert_identical(fractions, before)  # the input is not modified
+    filled = assert_contract(fractions, out)
+    assert filled.sum() > 1000
+    # the reason for this function: filled one by one (logit space), they do not sum to 1
+    separate = sum(xgenfill.inpaint(fractions[n], model="linear_time", progress=False).values
+                   .astype(np.float64) for n in NAMES)
+    assert np.abs(separate[filled] - 1).max() > 1e-2
+    # the accessor is the same function
+    via = fractions.genfill.inpaint_fractions(NAMES, model="linear_time")
+    xr.testing.assert_identical(via.drop_attrs(), out.drop_attrs())
+
+
+def test_skill_against_separate_fills_on_hidden_pixels(fractions):
+    """Hide observed pixels (whole pixels, as a size-class product misses them) and score:
+    the closed fill must be at least as close to the hidden values as filling separately."""
+    rng = np.random.default_rng(0)
+    hide = np.isfinite(fractions.pico.values) & (rng.random(fractions.pico.shape) < 0.2)
+    gappy = fractions.copy(deep=True)
+    for n in NAMES:
+        gappy[n].values[hide] = np.nan
+    out = inpaint_fractions(gappy, NAMES, model="linear_time")
+    closed = np.stack([out[n].values[hide] for n in NAMES])
+    separate = np.stack([xgenfill.inpaint(gappy[n], model="linear_time", progress=False)
+                         .values[hide] for n in NAMES])
+    truth = np.stack([fractions[n].values[hide] for n in NAMES])
+    ok = np.isfinite(closed).all(0) & np.isfinite(separate).all(0)
+    assert ok.mean() > 0.95
+
+    def rmse(x):
+        return np.sqrt(np.mean((x[:, ok] - truth[:, ok]) ** 2))
+
+    print("RMSE closed", rmse(closed), "separate", rmse(separate))
+    assert rmse(closed) <= 1.02 * rmse(separate)
+
+
+def test_partially_observed_pixels(fractions):
+    ds = fractions.copy(deep=True)
+    t, y, x = np.argwhere(np.isfinite(ds.pico.values))[:3].T
+    ds.nano.values[t[0], y[0], x[0]] = ds.micro.values[t[0], y[0], x[0]] = np.nan  # pico only
+    ds.micro.values[t[1], y[1], x[1]] = np.nan  # pico and nano observed: micro is what is left
+    ds.micro.values[t[2], y[2], x[2]] = np.nan  # pico + nano > 1: nothing left to share
+    ds.nano.values[t[2], y[2], x[2]] = 1.0 - ds.pico.values[t[2], y[2], x[2]] + 0.1
+    with pytest.warns(xgenfill.GenfillWarning, match="1 pixels keep their missing fractions"):
+        out = inpaint_fractions(ds, NAMES, model="linear_time")
+    p = (t[0], y[0], x[0])
+    assert out.pico.values[p] == ds.pico.values[p]
+    assert out.nano.values[p] > 0 and out.micro.values[p] > 0
+    assert abs(out.pico.values[p] + out.nano.values[p] + out.micro.values[p] - 1) < 1e-6
+    q = (t[1], y[1], x[1])
+    expected = 1 - np.float64(ds.pico.values[q]) - np.float64(ds.nano.values[q])
+    assert abs(out.micro.values[q] - expected) < 1e-6
+    r = (t[2], y[2], x[2])
+    assert np.isnan(out.micro.values[r]) and out.micro_filled_flag.values[r] == 3
+    assert out.nano.values[r] == ds.nano.values[r]
+
+
+def test_land_mask_is_never_filled(fractions):
+    mask = xr.ones_like(fractions.pico.isel(time=0), dtype=bool).drop_vars("time")
+    mask[:10, :10] = False
+    out = inpaint_fractions(fractions, NAMES, model="linear_time", mask=mask)
+    land = out.pico_filled_flag.values[:, :10, :10]
+    assert (land == 2).all()
+    gaps = np.isnan(fractions.pico.values[:, :10, :10])
+    assert np.isnan(out.pico.values[:, :10, :10][gaps]).all()
+    assert (out.pico_filled_flag.values[:, 10:, 10:] == 1).any()
+
+
+@pytest.fixture(scope="module")
+def clr_models(fractions):
+    """One tiny VAE and one tiny diffusion model trained in seconds on the pico log-ratio."""
+    clr = to_log_ratios(fractions, NAMES)
+    return {kind: xgenfill.train(clr.pico, model=kind, transform="identity", max_steps=60,
+                                 patch=24, progress=False, seed=0, **TINY)
+            for kind in ("vae", "diffusion")}
+
+
+@pytest.mark.parametrize("kind", ["vae", "diffusion"])
+def test_ensemble_members_close_and_are_seeded(fractions, clr_models, kind):
+    model = clr_models[kind]
+    out = inpaint_fractions(fractions, NAMES, model=model, n_samples=3, seed=1, progress=False)
+    filled = assert_contract(fractions, out)
+    unc = out.pico_uncertainty.values
+    assert np.isfinite(unc[filled]).all() and (unc[filled] > 0).any()
+    assert (unc[~filled & np.isfinite(fractions.pico.values)] == 0).all()
+    again = inpaint_fractions(fractions, NAMES, model=model, n_samples=3, seed=1, progress=False)
+    xr.testing.assert_identical(out.drop_attrs(), again.drop_attrs())
+    if kind == "diffusion":  # the value is the model's own point estimate, as with one sample
+        single = inpaint_fractions(fractions, NAMES, model=model, seed=1, progress=False)
+        both = filled & (single.pico_filled_flag.values == 1)  # members may be refused more
+        assert both.sum() > 0.9 * filled.sum()
+        np.testing.assert_array_equal(out.pico.values[both], single.pico.values[both])
+    # one model per fraction, as a mapping
+    per = inpaint_fractions(fractions, NAMES, model={n: model for n in NAMES}, seed=1,
+                            progress=False)
+    assert_contract(fractions, per)
+
+
+def test_lazy_input_gives_the_eager_result(fractions):
+    eager = inpaint_fractions(fractions, NAMES, model="linear_time")
+    lazy = inpaint_fractions(fractions.chunk(time=7), NAMES, model="linear_time")
+    assert hasattr(lazy.pico.data, "dask") and hasattr(lazy.pico_filled_flag.data, "dask")
+    lazy = lazy.compute()
+    for name in NAMES:
+        np.testing.assert_allclose(lazy[name].values, eager[name].values, rtol=1e-6)
+        np.testing.assert_array_equal(lazy[f"{name}_filled_flag"].values,
+                                      eager[f"{name}_filled_flag"].values)
+    bad = fractions.assign(nano=fractions.nano * 3).chunk(time=7)
+    result = inpaint_fractions(bad, NAMES, model="linear_time")  # lazy: checked when computed
+    with pytest.raises(xgenfill.GenfillError, match="outside"):
+        result.compute()
+
+
+def test_bad_input(fractions):
+    with pytest.raises(xgenfill.GenfillError, match="two or more"):
+        inpaint_fractions(fractions, ["pico"], model="linear_time")
+    with pytest.raises(xgenfill.GenfillError, match="not in the dataset"):
+        inpaint_fractions(fractions, ["pico", "femto"], model="linear_time")
+    with pytest.raises(xgenfill.GenfillError, match="outside"):
+        inpaint_fractions(fractions.assign(nano=fractions.nano * 3), NAMES, model="linear_time")
+    with pytest.raises(xgenfill.GenfillError, match="inf"):
+        inpaint_fractions(fractions.assign(nano=fractions.nano.where(
+            fractions.nano.notnull(), np.inf)), NAMES, model="linear_time")
+    with pytest.raises(xgenfill.GenfillError, match="dimensions"):
+        inpaint_fractions(fractions.assign(nano=fractions.nano.isel(time=0)), NAMES,
+                          model="linear_time")
+    with pytest.raises(xgenfill.GenfillError, match="floating point"):
+        inpaint_fractions(fractions.assign(nano=(fractions.nano.fillna(0) * 100).astype(int)),
+                          NAMES, model="linear_time")
+    nothing = fractions.assign(micro=fractions.micro.where(np.isnan(fractions.pico)))
+    with pytest.raises(xgenfill.GenfillError, match="no pixel has all"):
+        inpaint_fractions(nothing, NAMES, model="linear_time")
+    with pytest.raises(xgenfill.GenfillError, match="mapping must name"):
+        inpaint_fractions(fractions, NAMES, model={"pico": "linear_time"})
+    with pytest.raises(xgenfill.GenfillError, match="generative"):
+        inpaint_fractions(fractions, NAMES, model="linear_time", n_samples=2)

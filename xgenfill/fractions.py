@@ -1,0 +1,224 @@
+"""Fill fractions that must sum to 1 (phytoplankton size classes: pico, nano, micro).
+
+Filled one by one, even in logit space, the fractions of a pixel do not sum to 1. Here they are
+filled together in centred log-ratio space (Aitchison's clr: ``log f_i`` minus the mean of the
+``log f_j`` of the pixel), where the K fields are unconstrained, and brought back with a softmax,
+which sums to 1 by construction. Observed values are never changed: where only some fractions
+of a pixel are observed, the missing ones share what the observed ones leave (``1 - sum``) in
+the proportions of the softmax. Every step is an xarray operation, so dask inputs stay lazy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import xarray as xr
+
+from .axes import find_axes
+from .errors import GenfillError, warn
+from .post import FILLED, LAND, NOT_FILLED, OBSERVED, dataset_form, history_line
+from .prepare import user_mask_array
+from .transforms import LOGIT_EPS, TRANSFORMS
+
+__all__ = ["inpaint_fractions", "to_log_ratios", "from_log_ratios"]
+
+# An observed partial sum above 1 by more than float32 rounding leaves nothing to share out.
+SUM_TOLERANCE = 1e-5
+_COMPONENT = "component"
+
+
+def _fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...]) -> list[xr.DataArray]:
+    """The variables to fill together, checked (eager values only: dask inputs stay lazy)."""
+    if isinstance(variables, str) or len(variables) < 2:
+        raise GenfillError(f"variables= needs two or more fractions that sum to 1, got "
+                           f"{variables!r}")
+    missing = [v for v in variables if v not in ds.data_vars]
+    if missing:
+        raise GenfillError(f"variables {missing} not in the dataset (has {list(ds.data_vars)})")
+    fracs = [ds[v] for v in variables]
+    for f in fracs:
+        if f.dims != fracs[0].dims or f.shape != fracs[0].shape:
+            raise GenfillError(f"fractions must share their dimensions and shape: {f.name!r} "
+                               f"has {dict(f.sizes)}, {fracs[0].name!r} {dict(fracs[0].sizes)}")
+        if f.dtype.kind != "f":
+            raise GenfillError(f"{f.name!r} has dtype {f.dtype}; fractions must be floating "
+                               "point with NaN gaps (decode CF-encoded integers first)")
+    # values at hand are checked now; dask blocks when they are computed
+    return [f.copy(data=f.data.map_blocks(_checked, var=f.name, dtype=f.dtype))
+            if f.chunks is not None else _checked(f, f.name) for f in fracs]
+
+
+def _checked(values, var: str):
+    """``values`` (an array or a dask block), after checking that they are fractions."""
+    arr = np.asarray(values)
+    if np.isinf(arr).any():
+        raise GenfillError(f"{var!r} contains inf; mark gaps with NaN")
+    finite = arr[np.isfinite(arr)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise GenfillError(f"{var!r} has values outside [0, 1] ({finite.min():g} .. "
+                           f"{finite.max():g}); these are not fractions")
+    return values
+
+
+def to_log_ratios(ds: xr.Dataset, variables: list[str] | tuple[str, ...]) -> xr.Dataset:
+    """Centred log-ratios of fractions, NaN wherever any fraction of the pixel is missing.
+
+    ``clr_i = log(f_i) - mean_j log(f_j)``, with fractions clipped to ``[1e-4, 1]`` first
+    (zeros have no logarithm). Train a model for :func:`inpaint_fractions` on these fields
+    (``xgenfill.train(to_log_ratios(ds, names)[name], transform="identity")``).
+    """
+    return _log_ratios(_fractions(ds, variables))
+
+
+def _log_ratios(fracs: list[xr.DataArray]) -> xr.Dataset:
+    logs = [np.log(f.astype(np.float64).clip(LOGIT_EPS, 1.0)) for f in fracs]
+    centre = sum(logs) / len(logs)  # NaN where any fraction is missing
+    out = {}
+    for f, log in zip(fracs, logs):
+        name = str(f.name)
+        clr = log - centre
+        clr.attrs = {"long_name": f"centred log-ratio of {name}", "units": "1"}
+        out[name] = clr
+    return xr.Dataset(out)
+
+
+def from_log_ratios(clr: list[xr.DataArray]) -> xr.DataArray:
+    """Softmax over the components (a new ``component`` dimension); sums to 1 by
+    construction, NaN wherever any component is NaN."""
+    stacked = xr.concat([c.astype(np.float64) for c in clr], dim=_COMPONENT,
+                        coords="minimal", compat="override")
+    top = stacked.max(_COMPONENT, skipna=False)  # for a softmax that cannot overflow
+    e = np.exp(stacked - top)
+    return e / e.sum(_COMPONENT, skipna=False)
+
+
+def close(fracs: list[xr.DataArray], shares: xr.DataArray) -> list[xr.DataArray]:
+    """Observed fractions as they are; missing ones share ``1 - sum(observed)`` in proportion
+    to ``shares`` (softmax output). NaN where nothing is left to share or no share exists."""
+    observed = [f.notnull() for f in fracs]
+    parts = [shares.isel({_COMPONENT: i}, drop=True) for i in range(len(fracs))]
+    left = 1.0 - sum(f.fillna(0).astype(np.float64) for f in fracs)
+    left = xr.where(left >= -SUM_TOLERANCE, left.clip(min=0.0), np.nan)
+    missing_share = sum(xr.where(o, 0.0, p) for o, p in zip(observed, parts))
+    return [xr.where(o, f, left * p / missing_share) for f, o, p in zip(fracs, observed, parts)]
+
+
+def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
+                      model: "str | Path | Any | Mapping[str, Any]" = "diffusion", *,
+                      n_samples: int = 1, seed: int | None = 0,
+                      mask: xr.DataArray | np.ndarray | None = None,
+                      dims: dict[str, str] | None = None, progress: bool = True,
+                      **model_kwargs: Any) -> xr.Dataset:
+    """Fill fractions that sum to 1 (e.g. pico-, nano- and microplankton) together.
+
+    Each fraction's gaps are filled so that the fractions of every pixel with a filled value
+    sum to 1 (every ensemble member too); observed values are kept bit for bit.
+
+    Parameters
+    ----------
+    ds
+        Dataset holding the fractions (floating point in [0, 1], NaN gaps), with the same
+        dimensions; dask-backed variables give a lazy result.
+    variables
+        Names of the two or more fractions of one composition.
+    model
+        Any model :func:`xgenfill.inpaint` accepts, used for every centred log-ratio field,
+        or a mapping ``{variable: model}``. No pretrained model knows size classes: the
+        generic ``"diffusion"``/``"vae"`` run zero-shot (their SST family), ``"dineof"`` or a
+        baseline need no training, and models trained on :func:`to_log_ratios` fields of
+        your data are the generative choice.
+    n_samples, seed, mask, dims, progress, **model_kwargs
+        As in :func:`xgenfill.inpaint`. Component ``i`` is sampled with ``seed + i``.
+
+    Returns
+    -------
+    Dataset
+        ``ds`` with each fraction filled (dtype, attributes and coordinates kept, a
+        ``history`` line added), ``<var>_filled_flag`` and ``<var>_uncertainty`` (standard
+        deviation of the closed members in fraction units; NaN with ``n_samples=1``).
+    """
+    from .api import build_filler, inpaint
+
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
+    variables = list(variables) if not isinstance(variables, str) else variables
+    fracs = _fractions(ds, variables)
+    clr = _log_ratios(fracs)
+    if fracs[0].chunks is None and not bool(clr[variables[0]].notnull().any()):
+        raise GenfillError(f"no pixel has all of {variables} observed: nothing to learn the "
+                           "composition from")
+    specs = dict(model) if isinstance(model, Mapping) else {v: model for v in variables}
+    if set(specs) != set(variables):
+        raise GenfillError(f"model= mapping must name exactly {variables}, got {sorted(specs)}")
+    built: dict[tuple, Any] = {}  # one model object per distinct spec (weights load once)
+    fillers = {}
+    for v in variables:
+        spec = specs[v]
+        key = ("name", str(spec)) if isinstance(spec, (str, Path)) else ("object", id(spec))
+        if key not in built:
+            built[key] = build_filler(specs[v], "identity", **model_kwargs)
+        fillers[v] = built[key]
+    if n_samples > 1 and not all(m.stochastic for m in fillers.values()):
+        raise GenfillError("n_samples > 1 needs generative models ('diffusion', 'vae' or "
+                           "trained ones) for every fraction")
+
+    def fill(v: str, i: int, k: int) -> xr.DataArray:
+        return inpaint(clr[v], fillers[v], n_samples=k, mask=mask, transform="identity",
+                       dims=dims, progress=progress, seed=None if seed is None else seed + i)
+
+    members = [fill(v, i, n_samples) for i, v in enumerate(variables)]
+    if n_samples == 1:
+        points = members
+    else:  # the model's own point estimate (one cheap call), else the members' mean
+        points = [fill(v, i, 1) if fillers[v].has_point_estimate else m.mean("sample")
+                  for i, (v, m) in enumerate(zip(variables, members))]
+    values = close(fracs, from_log_ratios(points))
+    if n_samples > 1:
+        spreads = [m.std("sample", ddof=1) for m in close(fracs, from_log_ratios(members))]
+        # as in inpaint: a pixel refused for any member is refused (the point was a 2nd call)
+        values = [v.where(s.notnull() | ~f.isnull()) for v, s, f in zip(values, spreads, fracs)]
+    else:
+        spreads = [xr.full_like(f, np.nan, dtype=np.float32) for f in fracs]
+
+    axes = find_axes(fracs[0], dims)
+    user = user_mask_array(mask, fracs[0], axes)
+    if user is not None and axes.time:
+        user = user.drop_vars(axes.time, errors="ignore")
+    weights = ", ".join(sorted({str(f.weights_hash or "none") for f in fillers.values()}))
+    names = {v: getattr(s, "name", s) if not isinstance(s, (str, Path)) else str(s)
+             for v, s in specs.items()}
+    call = (f"xgenfill.inpaint_fractions(variables={variables!r}, model={names!r}, "
+            f"n_samples={n_samples!r}, seed={seed!r})")
+    line = history_line(call, weights)
+    out = ds.copy()
+    for f, value, spread in zip(fracs, values, spreads):
+        sea = f.notnull().any(axes.time) if axes.time else f.notnull()
+        if user is not None:
+            sea = sea & user
+        gap = f.isnull()
+        filled = gap & sea & value.notnull()
+        status = xr.where(sea, xr.where(gap, xr.where(filled, FILLED, NOT_FILLED), OBSERVED),
+                          LAND).astype(np.int8).transpose(*f.dims)
+        result = f.copy(data=xr.where(filled, value, f).transpose(*f.dims).astype(f.dtype).data)
+        attrs = dict(f.attrs)
+        attrs["history"] = line if "history" not in attrs else f"{line}\n{attrs['history']}"
+        result.attrs = attrs
+        result.encoding = dict(f.encoding)
+        part = dataset_form(result, status.data, spread.transpose(*f.dims).data, src=f,
+                            transform=TRANSFORMS["identity"], history=line,
+                            comment=("spread of the generated members after closure"
+                                     if n_samples > 1 else "no ensemble (n_samples=1)"))
+        for name, var in part.data_vars.items():
+            out[name] = var
+    if fracs[0].chunks is None:
+        observed = sum(f.notnull().astype(int) for f in fracs)
+        partial = (observed > 0) & (observed < len(fracs))
+        over = sum(f.fillna(0).astype(np.float64) for f in fracs) > 1 + SUM_TOLERANCE
+        if int((partial & over).sum()):
+            warn(f"{int((partial & over).sum())} pixels keep their missing fractions NaN: "
+                 "the observed fractions already sum to more than 1, leaving nothing to share")
+    hist = ds.attrs.get("history")
+    out.attrs["history"] = line if not hist else f"{line}\n{hist}"
+    return out
