@@ -70,8 +70,8 @@ class DiffusionFiller(NeuralFiller):
     of ``n_samples=1``, the Dataset form's value and what validate scores with RMSE):
     ``"mean"`` (default: the network's conditional mean, one network call; ``n_samples=1``
     then draws no sample) or ``"members"`` (the mean of the members; with ``n_samples=1`` one
-    sample); ``mean_loss``: weight of an extra training loss on that conditional mean (0: off;
-    1 costs a second network pass per training step)."""
+    sample); ``mean_loss``: weight of an extra training loss on that conditional mean (default
+    1; 0: off, which saves the second network pass per training step)."""
 
     kind = "diffusion"
 
@@ -79,7 +79,7 @@ class DiffusionFiller(NeuralFiller):
     def default_options(cls) -> dict[str, Any]:
         return {"steps": 6, "sampler": "dpm++", "jump_length": 2, "n_resample": 2,
                 "repaint_steps": 10, "p_mean": -0.4, "p_std": 1.6, "sigma_min": SIGMA_MIN,
-                "rho": RHO, "estimate": "mean", "mean_loss": 0.0}
+                "rho": RHO, "estimate": "mean", "mean_loss": 1.0}
 
     #: the network input is [noisy field, log noise level, visible mask, context...]
     first_context_channel = 3
