@@ -47,3 +47,22 @@ def test_console_script_show_versions_and_demo(tmp_path):
     ds = xr.open_dataset(tmp_path / "d.nc")
     assert int((ds.chl_filled_flag == 1).sum()) > 0
     assert "model='diffusion'" in ds.chl.attrs["history"]
+
+
+def test_inpaint_fractions_from_the_command_line(tmp_path):
+    from .test_fractions import NAMES, brewin_fractions
+
+    src, dst = tmp_path / "psc.nc", tmp_path / "out.nc"
+    brewin_fractions(nt=10).to_netcdf(src)
+    assert main(["inpaint", str(src), str(dst), "--var", *NAMES, "--fractions",
+                 "--model", "linear_time"]) == 0
+    out = xr.open_dataset(dst)
+    filled = out.pico_filled_flag.values == 1
+    assert filled.sum() > 100 and {f"{n}_uncertainty" for n in NAMES} <= set(out)
+    total = sum(out[n].values.astype(np.float64) for n in NAMES)
+    np.testing.assert_allclose(total[filled], 1.0, atol=1e-6)
+    # without --fractions each variable is filled on its own: they do not sum to 1
+    dst2 = tmp_path / "alone.nc"
+    assert main(["inpaint", str(src), str(dst2), "--var", *NAMES, "--model", "linear_time"]) == 0
+    alone = xr.open_dataset(dst2)
+    assert np.abs(sum(alone[n].values.astype(np.float64) for n in NAMES)[filled] - 1).max() > 1e-2

@@ -193,3 +193,22 @@ def test_bad_input(fractions):
         inpaint_fractions(fractions, NAMES, model={"pico": "linear_time"})
     with pytest.raises(xgenfill.GenfillError, match="generative"):
         inpaint_fractions(fractions, NAMES, model="linear_time", n_samples=2)
+
+
+def test_single_image_with_a_mask(fractions):
+    """One time step cannot tell land from clouds: the mask alone says where the sea is."""
+    day = fractions.isel(time=int(fractions.pico.notnull().sum(("lat", "lon")).argmax()))
+    mask = xr.ones_like(day.pico, dtype=bool)
+    mask[:5] = False
+    with pytest.raises(xgenfill.GenfillError, match="single time step"):
+        inpaint_fractions(day, NAMES, model="linear_space")
+    out = inpaint_fractions(day, NAMES, model="linear_space", mask=mask)
+    flag = out.pico_filled_flag.values
+    assert (flag[:5] == 2).all()  # masked rows: land, observed values kept, gaps not filled
+    obs = np.isfinite(day.pico.values)
+    assert np.array_equal(out.pico.values[obs], day.pico.values[obs])
+    assert np.isnan(out.pico.values[:5][~obs[:5]]).all()
+    filled = flag == 1
+    assert filled[5:].sum() > 0.9 * (~obs[5:]).sum() > 0
+    total = sum(out[n].values.astype(np.float64) for n in NAMES)
+    np.testing.assert_allclose(total[filled], 1.0, atol=1e-6)

@@ -51,21 +51,31 @@ def _inpaint(args: argparse.Namespace) -> None:
 
     from .api import inpaint
     from .errors import GenfillError
+    from .fractions import inpaint_fractions
 
     if not args.input.exists():
         raise GenfillError(f"input file {args.input} does not exist")
     with xr.open_dataset(args.input) as ds:
         ds = ds.load()
-    if args.var not in ds.data_vars:
-        raise GenfillError(f"variable {args.var!r} not in {args.input} (has {list(ds.data_vars)})")
+    for var in args.var:
+        if var not in ds.data_vars:
+            raise GenfillError(f"variable {var!r} not in {args.input} (has {list(ds.data_vars)})")
     mask = None
     if args.mask_var:
         if args.mask_var not in ds:
             raise GenfillError(f"mask variable {args.mask_var!r} not in {args.input}")
         mask = ds[args.mask_var]
-    out = inpaint(ds[args.var], model=args.model, n_samples=args.n_samples, seed=args.seed,
-                  mask=mask, transform=args.transform, return_dataset=True, **dict(args.option))
-    _write(out, ds[args.var], args.output, args.png)
+    common = dict(model=args.model, n_samples=args.n_samples, seed=args.seed, mask=mask,
+                  **dict(args.option))
+    if args.fractions:
+        if args.transform != "auto":
+            raise GenfillError("--fractions fills centred log-ratios: leave --transform alone")
+        names = [v for var in args.var for v in (var, f"{var}_filled_flag", f"{var}_uncertainty")]
+        out = inpaint_fractions(ds, args.var, **common)[names]
+    else:
+        out = xr.merge([inpaint(ds[var], transform=args.transform, return_dataset=True,
+                                **common) for var in args.var], combine_attrs="override")
+    _write(out, ds[args.var[0]], args.output, args.png)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -114,10 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xgenfill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("inpaint", help="fill the gaps of one variable of a NetCDF file")
+    p = sub.add_parser("inpaint", help="fill the gaps of variables of a NetCDF file")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
-    p.add_argument("--var", required=True, help="variable to fill")
+    p.add_argument("--var", required=True, nargs="+", help="variable(s) to fill")
+    p.add_argument("--fractions", action="store_true",
+                   help="the variables are fractions that sum to 1 (e.g. pico nano micro): "
+                        "fill them together so that every filled pixel sums to 1")
     p.add_argument("--mask-var", help="land/sea mask variable in the same file (1 = sea)")
     _fill_args(p)
     p.set_defaults(func=_inpaint)

@@ -183,6 +183,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         spreads = [xr.full_like(f, np.nan, dtype=np.float32) for f in fracs]
 
     axes = find_axes(fracs[0], dims)
+    n_times = fracs[0].sizes[axes.time] if axes.time else 1
     user = user_mask_array(mask, fracs[0], axes)
     if user is not None and axes.time:
         user = user.drop_vars(axes.time, errors="ignore")
@@ -194,9 +195,11 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     line = history_line(call, weights)
     out = ds.copy()
     for f, value, spread in zip(fracs, values, spreads):
+        # as in inpaint: sea is what was ever observed, and not masked; one time step cannot
+        # tell land from clouds, so there the mask alone decides (inpaint demands one)
         sea = f.notnull().any(axes.time) if axes.time else f.notnull()
         if user is not None:
-            sea = sea & user
+            sea = user if n_times == 1 else sea & user
         gap = f.isnull()
         filled = gap & sea & value.notnull()
         status = xr.where(sea, xr.where(gap, xr.where(filled, FILLED, NOT_FILLED), OBSERVED),
