@@ -144,11 +144,11 @@ def test_ensemble_members_close_and_are_seeded(fractions, clr_models, kind):
     assert (unc[~filled & np.isfinite(fractions.pico.values)] == 0).all()
     again = inpaint_fractions(fractions, NAMES, model=model, n_samples=3, seed=1, progress=False)
     xr.testing.assert_identical(out.drop_attrs(), again.drop_attrs())
-    if kind == "diffusion":  # the value is the model's own point estimate, as with one sample
-        single = inpaint_fractions(fractions, NAMES, model=model, seed=1, progress=False)
-        both = filled & (single.pico_filled_flag.values == 1)  # members may be refused more
-        assert both.sum() > 0.9 * filled.sum()
-        np.testing.assert_array_equal(out.pico.values[both], single.pico.values[both])
+    # the value is the model's own point estimate (its default), as with one sample
+    single = inpaint_fractions(fractions, NAMES, model=model, seed=1, progress=False)
+    both = filled & (single.pico_filled_flag.values == 1)  # members may be refused more
+    assert both.sum() > 0.9 * filled.sum()
+    np.testing.assert_array_equal(out.pico.values[both], single.pico.values[both])
     # one model per fraction, as a mapping
     per = inpaint_fractions(fractions, NAMES, model={n: model for n in NAMES}, seed=1,
                             progress=False)

@@ -294,9 +294,11 @@ def test_embedded_default_fills_offline(monkeypatch, tmp_path):
 
 def test_ensemble_dataset_form_has_mean_and_spread(tiny_models):
     da = make_chl(nt=10)
-    ds = xgenfill.inpaint(da, model=tiny_models["vae"], n_samples=4, return_dataset=True)
+    m = tiny_models["vae"].copy()
+    m.options["estimate"] = "members"  # the value is the members' mean
+    ds = xgenfill.inpaint(da, model=m, n_samples=4, return_dataset=True)
     assert "sample" not in ds.dims
-    members = xgenfill.inpaint(da, model=tiny_models["vae"], n_samples=4)
+    members = xgenfill.inpaint(da, model=m, n_samples=4)
     gaps = ds.chl_filled_flag.values == 1
     logm = np.log10(members.values)
     np.testing.assert_allclose(np.log10(ds.chl.values[gaps]), logm.mean(0)[gaps], rtol=1e-4)
@@ -304,12 +306,14 @@ def test_ensemble_dataset_form_has_mean_and_spread(tiny_models):
                                rtol=1e-3, atol=1e-6)
 
 
-def test_diffusion_point_estimate_is_the_conditional_mean(tiny_models):
-    """The default estimate: one deterministic network call, the value of n_samples=1 and of
-    the Dataset form (beside the members' spread), eager or lazy; estimate="members" gives
-    the members' mean instead."""
+@pytest.mark.parametrize("kind", ["diffusion", "vae"])
+def test_point_estimate_is_the_conditional_mean(tiny_models, kind):
+    """estimate="mean": deterministic (diffusion: one network call; VAE: the decoder at the
+    prior's mean latent), the value of n_samples=1 and of the Dataset form (beside the
+    members' spread), eager or lazy; estimate="members" gives the members' mean instead."""
     da = make_chl(nt=10)
-    m = tiny_models["diffusion"].copy()
+    m = tiny_models[kind].copy()
+    assert m.options["estimate"] == "mean"  # the default
     m.precision = "float32"  # eager and lazy agree to float rounding
     one = xgenfill.inpaint(da, model=m, seed=0)
     np.testing.assert_array_equal(one.values, xgenfill.inpaint(da, model=m, seed=7).values)

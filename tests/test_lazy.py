@@ -142,7 +142,8 @@ def test_space_plan_widens_aligns_and_merges_chunks():
     assert depth == 480 and all(s % 16 == 0 for s in sizes[:-1]) and sum(sizes) == 8640
 
 
-@pytest.mark.parametrize("kind,n_samples", [("diffusion", 2), ("vae", 2), ("diffusion", 1)])
+@pytest.mark.parametrize("kind,n_samples", [("diffusion", 2), ("vae", 2), ("diffusion", 1),
+                                             ("vae", 1)])
 @pytest.mark.parametrize("periodic", [False, True])
 def test_spatial_chunks_exchange_halos_and_match_the_eager_result(tiny_models, kind, periodic,
                                                                    n_samples, monkeypatch):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import GenfillError
 from .context import n_context_channels
 from .neural import NeuralFiller
 
@@ -56,13 +57,29 @@ def _build(c_ctx: int, widths: tuple[int, ...], z: int):
 
 class VAEFiller(NeuralFiller):
     """``model="vae"``. Options: ``latent`` (channels of the 1/4-resolution latent), ``beta``
-    (KL weight), ``sample_noise`` (add the decoder's pixel noise to members)."""
+    (KL weight), ``sample_noise`` (add the decoder's pixel noise to members), ``estimate``:
+    the point estimate (the fill of ``n_samples=1``, the Dataset form's value and what
+    validate scores with RMSE): ``"mean"`` (default: the decoder's mean at the prior's mean
+    latent, deterministic, what early stopping scores) or ``"members"`` (the members' mean;
+    with ``n_samples=1`` one draw)."""
 
     kind = "vae"
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:
-        return {"latent": 8, "beta": 1.0, "sample_noise": True}
+        return {"latent": 8, "beta": 1.0, "sample_noise": True, "estimate": "mean"}
+
+    def check_options(self) -> None:
+        if self.options["estimate"] not in ("mean", "members"):
+            raise GenfillError(f"estimate must be 'mean' or 'members', got "
+                               f"{self.options['estimate']!r}")
+
+    @property
+    def has_point_estimate(self) -> bool:
+        return self.options["estimate"] == "mean"
+
+    def radius_for(self, n_samples: int) -> int:
+        return self.spatial_radius  # the point estimate runs the prior and the decoder too
 
     #: the network input is [visible values, visible mask, context...]
     first_context_channel = 2
@@ -135,20 +152,14 @@ class VAEFiller(NeuralFiller):
         # prior network, then the decoder (each radius already counts the latent's 4x4 blocks)
         return 2 * self.receptive_radius + self.guide_radius
 
-    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
+    def _prior(self, field, ts, ctx, draw: dict):
+        """Visible values and mask of the steps ``ts`` and the conditional prior's mean and
+        log-variance, upsampled to the pixel grid (constant over 4x4 blocks)."""
         import torch
         import torch.nn.functional as F
 
-        from ..tiling import hash_normal
-
         visible = field.obs[ts]
         y_vis = field.vals[ts] * visible
-        b, ny, nx = y_vis.shape
-        lat = int(self.options["latent"])
-        # the latent's 4x4 blocks on the absolute grid (rows/columns of this cube map onto them)
-        yl, y_inv = torch.unique(draw["y_abs"] // LATENT_FACTOR, return_inverse=True)
-        xl, x_inv = torch.unique(draw["x_abs"] // LATENT_FACTOR, return_inverse=True)
-        dev = y_vis.device
         prior_in = torch.cat([y_vis[:, None], visible[:, None].float(), ctx], 1)
         prior = self.net.prior
 
@@ -157,8 +168,29 @@ class VAEFiller(NeuralFiller):
                 out = prior(w)
             return F.interpolate(out, scale_factor=LATENT_FACTOR, mode="nearest")
 
-        stats = self.tiled(run_prior, prior_in, periodic_x=draw["periodic_x"])  # 4x4 blocks
-        mu_p, logvar_p = stats[:, :lat], stats[:, lat:].clamp(-10.0, 10.0)
+        stats = self.tiled(run_prior, prior_in, periodic_x=draw["periodic_x"])
+        lat = int(self.options["latent"])
+        return y_vis, visible, stats[:, :lat], stats[:, lat:].clamp(-10.0, 10.0)
+
+    def point_steps(self, field, ts, ctx, apply, draw: dict):
+        """The decoder's mean at the prior's mean latent (no draw): the estimate that early
+        stopping scores (:meth:`predict_mean`), deterministic."""
+        y_vis, visible, mu_p, _ = self._prior(field, ts, ctx, draw)
+        inp = self._decoder_input(y_vis, visible, ctx, mu_p)
+        return self.tiled(apply, inp, periodic_x=draw["periodic_x"])[:, 0]
+
+    def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
+        import torch
+
+        from ..tiling import hash_normal
+
+        y_vis, visible, mu_p, logvar_p = self._prior(field, ts, ctx, draw)
+        b, ny, nx = y_vis.shape
+        lat = int(self.options["latent"])
+        # the latent's 4x4 blocks on the absolute grid (rows/columns of this cube map onto them)
+        yl, y_inv = torch.unique(draw["y_abs"] // LATENT_FACTOR, return_inverse=True)
+        xl, x_inv = torch.unique(draw["x_abs"] // LATENT_FACTOR, return_inverse=True)
+        dev = y_vis.device
         members = []
         for m in range(n_samples):
             # latent noise constant over the blocks of the absolute 1/4 grid: independent of
