@@ -153,16 +153,10 @@ class DiffusionFiller(NeuralFiller):
         return loss
 
     def check_options(self) -> None:
-        o = self.options
-        if o["sampler"] not in ("dpm++", "heun", "repaint"):
-            raise GenfillError(f"unknown sampler {o['sampler']!r}; use 'heun', 'dpm++' or "
-                               "'repaint'")
-        if o["estimate"] not in ("mean", "members"):
-            raise GenfillError(f"estimate must be 'mean' or 'members', got {o['estimate']!r}")
-
-    @property
-    def has_point_estimate(self) -> bool:
-        return self.options["estimate"] == "mean"
+        super().check_options()
+        if self.options["sampler"] not in ("dpm++", "heun", "repaint"):
+            raise GenfillError(f"unknown sampler {self.options['sampler']!r}; use 'heun', "
+                               "'dpm++' or 'repaint'")
 
     def point_steps(self, field, ts, ctx, apply, draw: dict):
         """The network's conditional mean: the denoiser at the top of the noise ladder, gap

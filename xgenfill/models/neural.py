@@ -271,6 +271,15 @@ class NeuralFiller(Filler):
 
     def check_options(self) -> None:
         """Raise a GenfillError for an invalid option value (names are checked when built)."""
+        if self.options.get("estimate", "mean") not in ("mean", "members"):
+            raise GenfillError(f"estimate must be 'mean' or 'members', got "
+                               f"{self.options['estimate']!r}")
+
+    @property
+    def has_point_estimate(self) -> bool:
+        """Models with an ``estimate`` option give their own point estimate when it is
+        ``"mean"`` (:meth:`point_steps`)."""
+        return self.options.get("estimate") == "mean"
 
     def point_steps(self, field, ts, ctx, apply, draw: dict):  # pragma: no cover - abstract
         """The point estimate (B, Y, X) for the steps ``ts``, observed pixels included."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import GenfillError
 from .context import n_context_channels
 from .neural import NeuralFiller
 
@@ -68,15 +67,6 @@ class VAEFiller(NeuralFiller):
     @classmethod
     def default_options(cls) -> dict[str, Any]:
         return {"latent": 8, "beta": 1.0, "sample_noise": True, "estimate": "mean"}
-
-    def check_options(self) -> None:
-        if self.options["estimate"] not in ("mean", "members"):
-            raise GenfillError(f"estimate must be 'mean' or 'members', got "
-                               f"{self.options['estimate']!r}")
-
-    @property
-    def has_point_estimate(self) -> bool:
-        return self.options["estimate"] == "mean"
 
     def radius_for(self, n_samples: int) -> int:
         return self.spatial_radius  # the point estimate runs the prior and the decoder too
