@@ -30,7 +30,7 @@ _COMPONENT = "component"
 
 
 def _fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...]) -> list[xr.DataArray]:
-    """The variables to fill together, checked (eager values only: dask inputs stay lazy)."""
+    """The variables to fill together, checked (dask blocks when they are computed)."""
     if isinstance(variables, str) or len(variables) < 2:
         raise GenfillError(f"variables= needs two or more fractions that sum to 1, got "
                            f"{variables!r}")
