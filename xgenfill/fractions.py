@@ -16,9 +16,10 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
+from .api import build_filler, inpaint
 from .axes import find_axes
 from .errors import GenfillError, warn
-from .post import FILLED, LAND, NOT_FILLED, OBSERVED, dataset_form, history_line
+from .post import dataset_form, history_line, status_codes
 from .prepare import user_mask_array
 from .transforms import LOGIT_EPS, TRANSFORMS
 
@@ -139,8 +140,6 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         ``history`` line added), ``<var>_filled_flag`` and ``<var>_uncertainty`` (standard
         deviation of the closed members in fraction units; NaN with ``n_samples=1``).
     """
-    from .api import build_filler, inpaint
-
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
     variables = list(variables) if not isinstance(variables, str) else variables
@@ -158,7 +157,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         spec = specs[v]
         key = ("name", str(spec)) if isinstance(spec, (str, Path)) else ("object", id(spec))
         if key not in built:
-            built[key] = build_filler(specs[v], "identity", **model_kwargs)
+            built[key] = build_filler(spec, "identity", **model_kwargs)
         fillers[v] = built[key]
     if n_samples > 1 and not all(m.stochastic for m in fillers.values()):
         raise GenfillError("n_samples > 1 needs generative models ('diffusion', 'vae' or "
@@ -202,14 +201,14 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
             sea = user if n_times == 1 else sea & user
         gap = f.isnull()
         filled = gap & sea & value.notnull()
-        status = xr.where(sea, xr.where(gap, xr.where(filled, FILLED, NOT_FILLED), OBSERVED),
-                          LAND).astype(np.int8).transpose(*f.dims)
+        status = status_codes(*(a.transpose(*f.dims).data
+                                for a in xr.broadcast(sea, gap, value.notnull())))
         result = f.copy(data=xr.where(filled, value, f).transpose(*f.dims).astype(f.dtype).data)
         attrs = dict(f.attrs)
         attrs["history"] = line if "history" not in attrs else f"{line}\n{attrs['history']}"
         result.attrs = attrs
         result.encoding = dict(f.encoding)
-        part = dataset_form(result, status.data, spread.transpose(*f.dims).data, src=f,
+        part = dataset_form(result, status, spread.transpose(*f.dims).data, src=f,
                             transform=TRANSFORMS["identity"], history=line,
                             comment=("spread of the generated members after closure"
                                      if n_samples > 1 else "no ensemble (n_samples=1)"))
