@@ -12,7 +12,8 @@ Cases (scores only on observed pixels hidden from the models):
 - dineof: DINEOF's reference checks (Alboran CV error with nev=5, cloud_size=500; time to fill
   the full PhytoFit year).
 
-Baselines (linear in time, day-of-year climatology, spatial linear) and DINEOF run beside the
+Baselines (linear in time, day-of-year climatology, spatial linear, and the anomaly fill: linear
+in time plus the step's own smoothed departure from it) and DINEOF run beside the
 pretrained generative models (zero-shot) and the same models trained on the case's own data
 with the held-out pixels removed ("+fit", the same CPU budget ``--fit-seconds`` for both models,
 guide channels added; ``--augment`` flips the training crops at random):
@@ -46,7 +47,7 @@ from xgenfill.models.registry import get_filler  # noqa: E402
 from xgenfill.transforms import TRANSFORMS  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "realdata"
-BASELINES = ["linear_time", "climatology", "linear_space"]
+BASELINES = ["linear_time", "climatology", "linear_space", "anomaly"]
 
 
 class PeakRSS:

@@ -12,7 +12,7 @@ from xgenfill.post import FLAG_MEANINGS
 
 from .conftest import make_chl
 
-MODELS = ["dineof", "linear_time", "climatology", "linear_space"]
+MODELS = ["dineof", "linear_time", "climatology", "linear_space", "anomaly"]
 
 
 @pytest.mark.parametrize("model", MODELS)

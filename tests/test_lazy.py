@@ -55,7 +55,8 @@ BF16 = dict(precision="bfloat16")
                                            ("diffusion", dict(seed=4, **BF16), 1e-2),
                                            # iterative SVD: last-bit differences of the
                                            # lazily reduced statistics are amplified a little
-                                           ("dineof", {}, 2e-3)])
+                                           ("dineof", {}, 2e-3),
+                                           ("anomaly", {}, 1e-6)])
 def test_same_result_across_chunkings_and_eager(model, kw, rtol):
     da = make_chl(nt=36)
     eager = xgenfill.inpaint(da, model=model, return_dataset=True, **kw)
@@ -180,3 +181,24 @@ def test_record_shorter_than_the_time_halo(tiny_models, kind):
     out = xgenfill.inpaint(da.chunk(time=1), model=model, n_samples=2, seed=1)
     assert hasattr(out.data, "dask")
     np.testing.assert_allclose(out.values, eager.values, rtol=2e-5)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_anomaly_fill_in_spatial_chunks_matches_the_eager_result(periodic, monkeypatch):
+    from xgenfill.models.baselines import AnomalyInterp
+
+    da = make_chl(nt=10, ny=96, nx=224, seed=4)
+    if periodic:
+        da = da.assign_coords(lon=np.arange(224) * 360.0 / 224)
+        da.lon.attrs.update(standard_name="longitude", units="degrees_east")
+    model = AnomalyInterp(sigmas=(2.0, 6.0))  # reach 15 pixels
+    eager = xgenfill.inpaint(da, model=model)
+    chunks = {"time": -1, "lat": 48, "lon": 112}
+    with raise_if_dask_computes():
+        out = xgenfill.inpaint(da.chunk(chunks), model=model)
+    assert len(out.chunks[-1]) == 2
+    np.testing.assert_allclose(out.values, eager.values, rtol=1e-6)
+    plan = lazy.space_plan
+    monkeypatch.setattr(lazy, "space_plan", lambda *a: (plan(*a)[0], 0))
+    bare = xgenfill.inpaint(da.chunk(chunks), model=model)
+    assert not np.allclose(bare.values, eager.values, rtol=1e-3, equal_nan=True)

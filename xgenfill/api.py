@@ -121,9 +121,9 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     model
         ``"diffusion"`` (default: the pretrained conditional diffusion model; the one embedded
         in the package when nothing else is cached), ``"vae"``, ``"dineof"``, a baseline
-        (``"linear_time"``, ``"climatology"``, ``"linear_space"``), a registered pretrained
-        name (``xgenfill.models()``), a path to saved weights, or a model object from
-        :func:`xgenfill.train`.
+        (``"linear_time"``, ``"climatology"``, ``"linear_space"``, ``"anomaly"``), a registered
+        pretrained name (``xgenfill.models()``), a path to saved weights, or a model object
+        from :func:`xgenfill.train`.
     n_samples
         Ensemble size for generative models. With ``n_samples > 1`` the DataArray form returns
         the members along a new ``sample`` dimension; the Dataset form returns their mean and

@@ -42,6 +42,7 @@ _BUILDERS: dict[str, Callable[..., Filler]] = {
     "linear_time": _baseline("LinearTime"),
     "climatology": _baseline("Climatology"),
     "linear_space": _baseline("LinearSpace"),
+    "anomaly": _baseline("AnomalyInterp"),
 }
 
 
