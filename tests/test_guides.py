@@ -9,7 +9,7 @@ import torch
 
 import xgenfill
 from xgenfill.errors import GenfillError
-from xgenfill.models.context import (CLIM_HALF, GUIDE_RADIUS, N_GUIDES, FieldTensors,
+from xgenfill.models.context import (CLIM_HALF, GUIDE_RADIUS, N_GUIDES, Crops, FieldTensors,
                                      context_channels, n_context_channels, spatial_guides)
 from xgenfill.models.io import load_model
 
@@ -166,3 +166,88 @@ def test_batched_training_context_equals_the_context_of_each_crop():
     got = crops.steps(src.field.vals, torch.tensor([1, 2]))
     np.testing.assert_array_equal(got[0].numpy(), src.field.vals[1, :8, px - 8:].numpy())
     np.testing.assert_array_equal(got[1].numpy(), src.field.vals[2, py - 8:, :8].numpy())
+
+
+def _cold_step(nx: int = 300):
+    """Five steps of a fixed pattern, step 2 colder by 1 everywhere and clouded but for its
+    first 20 columns."""
+    ny = 30
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    v = (np.sin(yy / 5.0) + np.cos(xx / 17.0))[None] + np.array([0, 0, -1.0, 0, 0])[:, None, None]
+    truth = v.astype(np.float32)
+    v = truth.copy()
+    v[2, :, 20:] = np.nan
+    return v, truth
+
+
+def test_first_guess_carries_a_cold_step_into_its_cloud():
+    from xgenfill.models.context import FIRST_GUESS_RADIUS, first_guess
+
+    v, truth = _cold_step()
+    f = FieldTensors(v, np.ones(v.shape[1:], bool), np.arange(5))
+    g = first_guess(f, torch.tensor([2]), Crops(), f.obs[2][None])[0].numpy()
+    interp = context_channels(f, torch.tensor([2]), 0, space=torch.zeros(1, 0, 30, 300))[0, -4]
+    np.testing.assert_allclose(interp.numpy()[:, 20:] - truth[2][:, 20:], 1.0, atol=1e-5)
+    # exact next to the observed columns (away from the array's edges, outside of which
+    # nothing is observed), then less and less, then not at all beyond the reach
+    np.testing.assert_allclose(g[8:22, 20:23], truth[2][8:22, 20:23], atol=1e-5)
+    fix = (interp.numpy() - g)[15]
+    assert np.all(np.diff(fix[20:20 + FIRST_GUESS_RADIUS]) <= 1e-6)
+    np.testing.assert_allclose(fix[20 + FIRST_GUESS_RADIUS:], 0.0, atol=1e-6)
+    # where the step is observed, its own value does not enter its first guess
+    np.testing.assert_allclose(g[8:22, 5:20], truth[2][8:22, 5:20], atol=1e-5)
+
+
+def test_training_crops_see_the_first_guess_of_the_whole_field():
+    """As the guides: a training crop's first guess (computed on the crop widened by its
+    reach, hidden pixels removed) equals the whole field's under the same clouds."""
+    from xgenfill.models.base import Cube
+    from xgenfill.models.context import first_guess
+    from xgenfill.models.training import _Source, make_batch
+    from xgenfill.models.vae import VAEFiller
+
+    rng = np.random.default_rng(0)
+    ny, nx = 40, 260
+    v = rng.standard_normal((2, ny, nx)).astype(np.float32)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    v[0, (xx // 20) % 3 == 0] = np.nan  # each step is the other's only cloud donor
+    v[1, (yy // 8) % 2 == 0] = np.nan
+    cube = Cube(v, np.ones((ny, nx), bool), np.arange(2), np.arange(2))
+    model = VAEFiller(widths=(8, 16), window=1, residual=True, device="cpu")
+    src = _Source(cube, model.multiple, torch.device("cpu"), rng, 0.0)
+    batch = make_batch(model, src, src.train_steps, rng, 6, 32)
+    obs = np.isfinite(v)
+    for i, (t, y0, x0) in enumerate(batch["where"]):
+        visible = obs[t] & ~(obs[t] & ~obs[1 - t])  # hidden: observed at t, cloudy at 1 - t
+        padded = np.zeros(src.field.shape[1:], bool)  # the source pads to the net's multiple
+        padded[:ny, :nx] = visible
+        full = first_guess(src.field, torch.tensor([t]), Crops(),
+                           torch.as_tensor(padded)[None])[0, y0:y0 + 32, x0:x0 + 32]
+        np.testing.assert_allclose(batch["ctx"][i, -1].numpy(), full.numpy(), atol=1e-5)
+        assert np.abs(full.numpy()).max() > 0
+
+
+def test_residual_vae_corrects_its_first_guess(tmp_path):
+    from xgenfill.models.context import first_guess
+
+    v, _ = _cold_step(nx=120)
+    da = make_chl(nt=5, ny=30, nx=120)
+    da = da.copy(data=v.astype(np.float32))
+    m = xgenfill.train(da, model="vae", max_steps=3, progress=False, residual=True,
+                       transform="identity", **TINY)
+    assert m.arch["residual"] and m.spatial_radius > 2 * m.receptive_radius + GUIDE_RADIUS
+    with torch.no_grad():  # a decoder that corrects nothing: the fill is the first guess
+        m.net.decoder.out.weight.zero_()
+        m.net.decoder.out.bias.zero_()
+    out = xgenfill.inpaint(da, model=m, transform="identity")
+    from xgenfill.prepare import prepare
+
+    p = prepare(da, transform="identity")
+    f = FieldTensors(p.values[0], p.ocean[0], p.doy)
+    g = first_guess(f, torch.tensor([2]), Crops(), f.obs[2][None])[0].numpy()
+    gap = np.isnan(v[2])
+    np.testing.assert_allclose(out.values[2][gap], g[gap] * p.std[0] + p.mean[0], rtol=1e-4)
+    m.save(tmp_path / "r")
+    assert load_model(tmp_path / "r").arch["residual"]
+    with pytest.raises(GenfillError, match="residual"):
+        xgenfill.train(da, model="diffusion", max_steps=1, progress=False, residual=True)

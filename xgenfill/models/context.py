@@ -23,7 +23,8 @@ import math
 import torch
 
 __all__ = ["FieldTensors", "Crops", "context_channels", "n_context_channels", "spatial_guides",
-           "CLIM_HALF", "GUIDE_SIGMAS", "GUIDE_RADIUS", "N_GUIDES"]
+           "first_guess", "time_guides", "CLIM_HALF", "GUIDE_SIGMAS", "GUIDE_RADIUS", "N_GUIDES",
+           "FIRST_GUESS_SIGMAS", "FIRST_GUESS_RADIUS"]
 
 CLIM_HALF = 15  # half-width (in steps) of the local climatology window
 GUIDE_SIGMAS = (2.0, 6.0, 18.0)  # pixels: the scales of the spatial guides
@@ -31,10 +32,16 @@ GUIDE_TRUNCATE = 2.5  # Gaussian kernels are cut at this many sigmas
 GUIDE_RADIUS = math.ceil(GUIDE_TRUNCATE * max(GUIDE_SIGMAS))  # how far a spatial guide looks
 N_TIME_GUIDES = 4
 N_GUIDES = N_TIME_GUIDES + 2 * len(GUIDE_SIGMAS)
+# the anomaly fill's scales (as baselines.AnomalyInterp): a step's departure from its
+# neighbouring dates is smooth over much larger scales than the field itself
+FIRST_GUESS_SIGMAS = (3.0, 9.0, 27.0, 81.0)
+FIRST_GUESS_RADIUS = math.ceil(GUIDE_TRUNCATE * max(FIRST_GUESS_SIGMAS))
 
 
-def n_context_channels(window: int, n_covariates: int = 0, guides: bool = False) -> int:
-    return 5 + 4 * window + 2 * n_covariates + (N_GUIDES if guides else 0)
+def n_context_channels(window: int, n_covariates: int = 0, guides: bool = False,
+                       first_guess: bool = False) -> int:
+    return (5 + 4 * window + 2 * n_covariates + (N_GUIDES if guides else 0)
+            + (1 if first_guess else 0))
 
 
 class FieldTensors:
@@ -109,7 +116,7 @@ class Crops:
         return a[t, self.yy, self.xx]
 
 
-def _time_guides(f: FieldTensors, ts: torch.Tensor, where: Crops) -> torch.Tensor:
+def time_guides(f: FieldTensors, ts: torch.Tensor, where: Crops) -> torch.Tensor:
     """Linear interpolation in time between each pixel's nearest observations before and after
     the steps ``ts`` (within CLIM_HALF steps; the step itself is left out) and the two
     distances (1 = CLIM_HALF steps; 2 = none): (B, 4, h, w)."""
@@ -157,7 +164,8 @@ def _blur_padded(xp: torch.Tensor, k: torch.Tensor, dim: int, block: int = 256) 
 
 
 def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
-                   periodic_x: bool = False, margin: int = 0) -> torch.Tensor:
+                   periodic_x: bool = False, margin: int = 0,
+                   sigmas: tuple[float, ...] = GUIDE_SIGMAS) -> torch.Tensor:
     """Normalised Gaussian convolution of the visible pixels (B, h, w) at each scale of
     ``GUIDE_SIGMAS``: the estimate (0 where no visible pixel is near) and its weight,
     (B, 2 * scales, h, w). Pixels outside the array count as unobserved; longitudes wrap when
@@ -170,12 +178,13 @@ def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
 
     from ..tiling import wrap_x
 
-    if margin and (margin < GUIDE_RADIUS or periodic_x):
-        raise ValueError(f"margin must be >= {GUIDE_RADIUS} and without periodic_x")
+    reach = math.ceil(GUIDE_TRUNCATE * max(sigmas))
+    if margin and (margin < reach or periodic_x):
+        raise ValueError(f"margin must be >= {reach} and without periodic_x")
     m = visible.float()
     both = torch.stack([y_vis * m, m], 1)  # numerator and weight, blurred together
     out = []
-    for sigma in GUIDE_SIGMAS:
+    for sigma in sigmas:
         k = _gauss_kernel(sigma, y_vis.device)
         r = (k.numel() - 1) // 2
         if margin:
@@ -189,6 +198,32 @@ def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
         est = torch.where(den > 1e-3, num / den.clamp_min(1e-3), torch.zeros_like(num))
         out += [est, den]
     return torch.stack(out, 1)
+
+
+def first_guess(f: FieldTensors, ts: torch.Tensor, where: Crops, visible: torch.Tensor,
+                periodic_x: bool = False, margin: int = 0) -> torch.Tensor:
+    """The anomaly fill of the steps ``ts`` from their visible pixels (B, h, w) over ``where``
+    (see :class:`xgenfill.models.baselines.AnomalyInterp`): each pixel's interpolation in time
+    (the step itself left out) plus the visible pixels' departure from theirs, smoothed at
+    ``FIRST_GUESS_SIGMAS``, finest first; 0 (the normalised mean) where no other step is
+    near in time. Outside the array counts as unobserved. (B, h', w'), ``margin`` as in
+    :func:`spatial_guides`."""
+    tg = time_guides(f, ts, where)
+    interp, known = tg[:, 0], tg[:, 1] > 0
+    vis = visible & known
+    departure = (where.steps(f.vals, ts) - interp) * vis
+    g = spatial_guides(departure, vis, periodic_x=periodic_x, margin=margin,
+                       sigmas=FIRST_GUESS_SIGMAS)
+    est = torch.zeros_like(g[:, 0])
+    taken = torch.zeros_like(est)
+    for k in range(len(FIRST_GUESS_SIGMAS)):
+        # a scale is trusted fully once a quarter of its kernel holds observations
+        w = (4.0 * g[:, 2 * k + 1]).clamp(0.0, 1.0) * (1.0 - taken)
+        est, taken = est + w * g[:, 2 * k], taken + w
+    if margin:
+        interp = interp[:, margin:-margin, margin:-margin]
+        known = known[:, margin:-margin, margin:-margin]
+    return torch.where(known, interp + est, torch.zeros_like(est))
 
 
 def context_channels(f: FieldTensors, ts: torch.Tensor, window: int,
@@ -228,5 +263,5 @@ def context_channels(f: FieldTensors, ts: torch.Tensor, window: int,
         chans.append(where.steps(cvals, ts).permute(1, 0, 2, 3))
         chans.append(where.steps(cobs, ts).permute(1, 0, 2, 3).float())
     if space is not None:
-        chans += [_time_guides(f, ts, where), space]
+        chans += [time_guides(f, ts, where), space]
     return torch.cat(chans, dim=1)

@@ -19,7 +19,6 @@ import math
 from typing import Any
 
 from ..errors import GenfillError
-from .context import n_context_channels
 from .neural import NeuralFiller
 
 __all__ = ["DiffusionFiller", "repaint_schedule", "edm_sigmas"]
@@ -87,8 +86,7 @@ class DiffusionFiller(NeuralFiller):
     def build_net(self):
         from .nets import UNet
 
-        c_in = 3 + n_context_channels(self.arch["window"], self.arch["n_covariates"],
-                                      self.arch["guides"])
+        c_in = 3 + self.n_context
         return UNet(c_in, 1, tuple(self.arch["widths"]))
 
     def nfe(self) -> int:

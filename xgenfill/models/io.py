@@ -73,6 +73,7 @@ def load_model(path: str | Path, expected_sha256: str | None = None, **overrides
         model = classes[kind](window=arch["window"], widths=tuple(arch["widths"]),
                               n_covariates=arch.get("n_covariates", 0),
                               guides=arch.get("guides", False),  # saved before guides existed
+                              residual=arch.get("residual", False),
                               **runtime, **options)
     except TypeError as err:
         raise GenfillError(f"bad option for model {kind!r}: {err}") from None

@@ -36,6 +36,10 @@ class NeuralFiller(Filler):
     guides
         Also give the network classical first guesses (linear interpolation in time, smooth
         spatial interpolation at three scales; see :mod:`xgenfill.models.context`).
+    residual
+        The network predicts a correction to the anomaly fill of the visible pixels
+        (:func:`xgenfill.models.context.first_guess`, also given as an input), instead of
+        the value itself (VAE only; widens the spatial dependency to 203 pixels).
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
     tile, halo, blend
@@ -59,9 +63,11 @@ class NeuralFiller(Filler):
 
     kind = "neural"
     stochastic = True
+    supports_residual = False  # see ``residual``
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
-                 n_covariates: int = 0, guides: bool = True, device: str = "auto",
+                 n_covariates: int = 0, guides: bool = True, residual: bool = False,
+                 device: str = "auto",
                  tile: int = 512,
                  halo: int | None = None, blend: int = 16, batch_size: int = 8,
                  time_batch: int = 8,
@@ -69,10 +75,13 @@ class NeuralFiller(Filler):
         from ..device import check_precision
 
         check_precision(precision)
+        if residual and not self.supports_residual:
+            raise GenfillError(f"residual=True is not available for model {self.kind!r}")
         if window < 0:
             raise GenfillError(f"window must be >= 0, got {window}")
         self.arch = {"window": int(window), "widths": [int(w) for w in widths],
-                     "n_covariates": int(n_covariates), "guides": bool(guides)}
+                     "n_covariates": int(n_covariates), "guides": bool(guides),
+                     "residual": bool(residual)}
         self.options = self.default_options() | options
         unknown = set(options) - set(self.default_options())
         if unknown:
@@ -80,6 +89,7 @@ class NeuralFiller(Filler):
                                f"valid: {sorted(self.default_options())}")
         self.init_kwargs = {"window": window, "widths": tuple(widths),
                             "n_covariates": n_covariates, "guides": guides,
+                            "residual": residual,
                             "device": device, "tile": tile,
                             "halo": halo, "blend": blend, "batch_size": batch_size,
                             "time_batch": time_batch, "progress": progress,
@@ -137,19 +147,35 @@ class NeuralFiller(Filler):
     @property
     def guide_radius(self) -> int:
         """How far (pixels) the spatial guides look (0 without guides)."""
-        from .context import GUIDE_RADIUS
+        from .context import FIRST_GUESS_RADIUS, GUIDE_RADIUS
 
+        if self.arch.get("residual"):
+            return max(FIRST_GUESS_RADIUS, GUIDE_RADIUS)
         return GUIDE_RADIUS if self.arch.get("guides") else 0
+
+    @property
+    def n_context(self) -> int:
+        """Context channels the network reads (see :mod:`xgenfill.models.context`)."""
+        from .context import n_context_channels
+
+        return n_context_channels(self.arch["window"], self.arch["n_covariates"],
+                                  self.arch["guides"], self.arch.get("residual", False))
 
     def context(self, field, ts, periodic_x: bool = False):
         """Context channels of the steps ``ts`` over the whole field (inference: all observed
         pixels of the steps are visible)."""
-        from .context import context_channels, spatial_guides
+        import torch
+
+        from .context import Crops, context_channels, first_guess, spatial_guides
 
         space = None
         if self.arch.get("guides"):
             space = spatial_guides(field.vals[ts], field.obs[ts], periodic_x=periodic_x)
-        return context_channels(field, ts, self.window, space=space)
+        ctx = context_channels(field, ts, self.window, space=space)
+        if self.arch.get("residual"):  # the last context channel
+            g = first_guess(field, ts, Crops(), field.obs[ts], periodic_x=periodic_x)
+            ctx = torch.cat([ctx, g[:, None]], 1)
+        return ctx
 
     @property
     def receptive_radius(self) -> int:

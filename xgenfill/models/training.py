@@ -185,7 +185,7 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
     anyway)."""
     import torch
 
-    from .context import Crops, context_channels, spatial_guides
+    from .context import Crops, context_channels, first_guess, spatial_guides
 
     _, ny, nx = src.shape
     r = model.guide_radius
@@ -203,15 +203,20 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
         y = y + crops.steps(src.val_truth, t_idx)
         obs = obs | hidden
     hidden = hidden & obs
-    space = None
-    if model.arch.get("guides"):
+    space = guess = None
+    if model.arch.get("guides") or model.arch.get("residual"):
         wide = Crops(y0=cy - r, x0=cx - r, h=ph + 2 * r, w=pw + 2 * r)
         inside = ((wide.yy >= 0) & (wide.yy < ny)) & ((wide.xx >= 0) & (wide.xx < nx))
         wide.yy, wide.xx = wide.yy.clamp(0, ny - 1), wide.xx.clamp(0, nx - 1)
         vis_w = wide.steps(f.obs, t_idx) & inside & ~hide_w
-        space = spatial_guides(wide.steps(f.vals, t_idx) * vis_w, vis_w, margin=r)
+        if model.arch.get("guides"):
+            space = spatial_guides(wide.steps(f.vals, t_idx) * vis_w, vis_w, margin=r)
+        if model.arch.get("residual"):
+            guess = first_guess(f, t_idx, wide, vis_w, margin=r)
     ocean = crops.space(f.ocean)
     ctx = context_channels(f, t_idx, model.window, space=space, crops=crops)
+    if guess is not None:  # the last context channel, as at inference
+        ctx = torch.cat([ctx, guess[:, None]], 1)
     where = [(int(t), int(py), int(px)) for t, py, px in zip(ts, core_y, core_x)]
     return {"y": y, "obs": obs, "hidden": hidden, "ocean": ocean, "ctx": ctx, "where": where}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import n_context_channels
 from .neural import NeuralFiller
 
 __all__ = ["VAEFiller"]
@@ -22,8 +21,10 @@ __all__ = ["VAEFiller"]
 LATENT_FACTOR = 4
 
 
-def _build(c_ctx: int, widths: tuple[int, ...], z: int):
-    """Posterior encoder, conditional-prior encoder and decoder (torch imported lazily)."""
+def _build(c_ctx: int, widths: tuple[int, ...], z: int, residual: bool = False):
+    """Posterior encoder, conditional-prior encoder and decoder (torch imported lazily).
+    ``residual``: the decoder's mean is added to the last context channel (the first guess)."""
+    import torch
     from torch import nn
 
     from .nets import UNet
@@ -48,8 +49,14 @@ def _build(c_ctx: int, widths: tuple[int, ...], z: int):
             self.prior = Encoder()  # conditional prior: visible pixels only
             self.decoder = UNet(2 + c_ctx + z, 2, widths, emb_dim=0)
 
+        def decode(self, x):
+            out = self.decoder(x)
+            if residual:  # input: [values, mask, context (first guess last), latent]
+                out = torch.cat([out[:, :1] + x[:, 1 + c_ctx:2 + c_ctx], out[:, 1:]], 1)
+            return out
+
         def forward(self, x, cond=None):  # decoder call used by tiled inference
-            return self.decoder(x)
+            return self.decode(x)
 
     return VAE()
 
@@ -63,6 +70,7 @@ class VAEFiller(NeuralFiller):
     with ``n_samples=1`` one draw)."""
 
     kind = "vae"
+    supports_residual = True
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:
@@ -75,9 +83,8 @@ class VAEFiller(NeuralFiller):
     first_context_channel = 2
 
     def build_net(self):
-        c_ctx = n_context_channels(self.arch["window"], self.arch["n_covariates"],
-                                   self.arch["guides"])
-        return _build(c_ctx, tuple(self.arch["widths"]), int(self.options["latent"]))
+        return _build(self.n_context, tuple(self.arch["widths"]), int(self.options["latent"]),
+                      residual=self.arch.get("residual", False))
 
     @property
     def receptive_radius(self) -> int:
@@ -93,7 +100,7 @@ class VAEFiller(NeuralFiller):
         import torch.nn.functional as F
 
         z_up = F.interpolate(z, scale_factor=LATENT_FACTOR, mode="nearest")
-        out = self.net.decoder(self._decoder_input(y_vis, visible, ctx, z_up))
+        out = self.net.decode(self._decoder_input(y_vis, visible, ctx, z_up))
         return out[:, 0], out[:, 1].clamp(-10.0, 5.0)
 
     def loss(self, batch: dict):
