@@ -167,11 +167,12 @@ def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
                    periodic_x: bool = False, margin: int = 0,
                    sigmas: tuple[float, ...] = GUIDE_SIGMAS) -> torch.Tensor:
     """Normalised Gaussian convolution of the visible pixels (B, h, w) at each scale of
-    ``GUIDE_SIGMAS``: the estimate (0 where no visible pixel is near) and its weight,
+    ``sigmas``: the estimate (0 where no visible pixel is near) and its weight,
     (B, 2 * scales, h, w). Pixels outside the array count as unobserved; longitudes wrap when
-    ``periodic_x``. Nothing reaches further than ``GUIDE_RADIUS``.
+    ``periodic_x``. Nothing reaches further than ``GUIDE_TRUNCATE * max(sigmas)``
+    (``GUIDE_RADIUS`` for the guides' scales).
 
-    ``margin`` (>= GUIDE_RADIUS): the input is a crop widened by this many pixels on each
+    ``margin`` (at least that reach): the input is a crop widened by this many pixels on each
     side, and only the guides of the inner crop are wanted, (B, 2 * scales, h - 2 margin,
     w - 2 margin); each scale then reads just the pixels it reaches (training batches)."""
     import torch.nn.functional as F

@@ -146,7 +146,8 @@ class NeuralFiller(Filler):
 
     @property
     def guide_radius(self) -> int:
-        """How far (pixels) the spatial guides look (0 without guides)."""
+        """How far (pixels) the spatial guides and the first guess (``residual``) look (0
+        without either)."""
         from .context import FIRST_GUESS_RADIUS, GUIDE_RADIUS
 
         if self.arch.get("residual"):
