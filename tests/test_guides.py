@@ -251,3 +251,18 @@ def test_residual_vae_corrects_its_first_guess(tmp_path):
     assert load_model(tmp_path / "r").arch["residual"]
     with pytest.raises(GenfillError, match="residual"):
         xgenfill.train(da, model="diffusion", max_steps=1, progress=False, residual=True)
+
+
+def test_models_saved_before_the_residual_option_load_as_before(tmp_path):
+    import json
+
+    da = make_chl(nt=12)
+    m = xgenfill.train(da, model="vae", max_steps=2, progress=False, **TINY)
+    m.save(tmp_path / "old")
+    cfg = json.loads((tmp_path / "old.json").read_text())
+    del cfg["arch"]["residual"]  # as xgenfill wrote it before the option existed
+    (tmp_path / "old.json").write_text(json.dumps(cfg))
+    loaded = load_model(tmp_path / "old", precision="float32")
+    assert not loaded.arch["residual"]
+    np.testing.assert_array_equal(xgenfill.inpaint(da, model=loaded, seed=0).values,
+                                  xgenfill.inpaint(da, model=m, seed=0).values)
