@@ -16,7 +16,8 @@ from .versions import show_versions
 from .zoo import models
 
 __all__ = [
-    "__version__", "inpaint", "inpaint_dataset", "inpaint_fractions", "to_log_ratios", "train", "validate", "models", "model_names",
+    "__version__", "inpaint", "inpaint_dataset", "inpaint_fractions", "to_log_ratios", "train",
+    "validate", "models", "model_names",
     "open_sample", "show_versions", "GenfillError", "GenfillWarning", "OfflineError",
     "WeightsError",
 ]

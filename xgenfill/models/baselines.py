@@ -100,14 +100,16 @@ class AnomalyInterp(Filler):
         if nt < 2:
             raise GenfillError("anomaly needs at least 2 time steps")
         t = cube.time_index if cube.time_index is not None else np.arange(nt, dtype=float)
-        base = interpolate_in_time(v, t)
-        departure = v - interpolate_in_time(v, t, exclude_self=True)
+        # from the other steps: the departure of an observed pixel, the fill of a gap pixel
+        # (which has no observation of its own to leave out)
+        interp = interpolate_in_time(v, t, exclude_self=True)
+        departure = v - interp
         known = np.isfinite(departure)
         # the field is mirrored at its edges (longitudes wrap on global grids): a coarse scale
         # keeps its full weight near a coast of the array (B: 0.362 degC vs 0.383 with zeros
         # outside). A chunk's halo covers the kernels' reach, so lazy fills are unchanged.
         mode = ("reflect", "wrap") if cube.periodic_x else "reflect"
-        out = np.where(cube.gaps, base, np.nan)
+        out = np.where(cube.gaps, interp, np.nan)
         for s in np.flatnonzero(cube.gaps.reshape(nt, -1).any(1)):
             est = np.zeros(v.shape[1:])
             taken = np.zeros(v.shape[1:])  # share of the estimate already given by finer scales
