@@ -20,8 +20,8 @@ guide channels added; ``--augment`` flips the training crops at random):
 fine-tuned from the pretrained weights where they come from the same kind of product (chl:
 cases A and C), trained from scratch where they do not (case B: the SST weights were trained
 on OSTIA L4 at 0.25 deg, case B is AVHRR L3 at 0.02 deg; fine-tuning them gave worse fills than
-starting afresh; from scratch the VAE is built with ``residual=True``: it learns a correction
-to the anomaly fill of what it sees). Writes a Markdown and a JSON table to benchmarks/results/.
+starting afresh; from scratch both models are built with ``residual=True``: they learn a
+correction to the anomaly fill of what they see). Writes a Markdown and a JSON table to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -124,9 +124,8 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
         if fit_seconds > 0:  # fine-tune on the case's own data (held-out pixels removed)
             # with guide channels added to the pretrained network (zero weights at first)
             if name in FIT_FROM_SCRATCH:
-                # from scratch, the VAE corrects the anomaly fill of what it sees (residual)
-                extra_arch = {"residual": True} if model.supports_residual and guides else {}
-                start = type(model)(device="cpu", guides=guides, **extra_arch)
+                # from scratch, the models correct the anomaly fill of what they see
+                start = type(model)(device="cpu", guides=guides, residual=guides)
             else:
                 start = model.with_guides() if guides else model
             specs.append((f"{label}+fit", start,

@@ -3,6 +3,8 @@ interpolation in space), their reach, and adding them to a pretrained model."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -229,18 +231,20 @@ def test_training_crops_see_the_first_guess_of_the_whole_field():
         assert np.abs(full.numpy()).max() > 0
 
 
-def test_residual_vae_corrects_its_first_guess(tmp_path):
+@pytest.mark.parametrize("kind", ["vae", "diffusion"])
+def test_residual_models_correct_their_first_guess(tmp_path, kind):
     from xgenfill.models.context import first_guess
 
     v, _ = _cold_step(nx=120)
     da = make_chl(nt=5, ny=30, nx=120)
     da = da.copy(data=v.astype(np.float32))
-    m = xgenfill.train(da, model="vae", max_steps=3, progress=False, residual=True,
+    m = xgenfill.train(da, model=kind, max_steps=3, progress=False, residual=True,
                        transform="identity", **TINY)
-    assert m.arch["residual"] and m.spatial_radius > 2 * m.receptive_radius + GUIDE_RADIUS
-    with torch.no_grad():  # a decoder that corrects nothing: the fill is the first guess
-        m.net.decoder.out.weight.zero_()
-        m.net.decoder.out.bias.zero_()
+    assert m.arch["residual"] and m.spatial_radius > m.receptive_radius + GUIDE_RADIUS
+    out_layer = m.net.decoder.out if kind == "vae" else m.net.out
+    with torch.no_grad():  # a network that corrects nothing: the fill is the first guess
+        out_layer.weight.zero_()
+        out_layer.bias.zero_()
     out = xgenfill.inpaint(da, model=m, transform="identity")
     from xgenfill.prepare import prepare
 
@@ -249,10 +253,46 @@ def test_residual_vae_corrects_its_first_guess(tmp_path):
     g = first_guess(f, torch.tensor([2]), Crops(), f.obs[2][None])[0].numpy()
     gap = np.isnan(v[2])
     np.testing.assert_allclose(out.values[2][gap], g[gap] * p.std[0] + p.mean[0], rtol=1e-4)
+    with warnings.catch_warnings():  # an untrained network's members may stray (flagged)
+        warnings.simplefilter("ignore", xgenfill.GenfillWarning)
+        members = xgenfill.inpaint(da, model=m, transform="identity", n_samples=2, seed=1)
+    seen = ~np.isnan(v)
+    for k in range(2):  # members reproduce the observations exactly
+        np.testing.assert_array_equal(members.isel(sample=k).values[seen], v[seen])
+    # and scatter around the first guess (the untrained network adds noise only)
+    spread = members.values[:, 2][:, gap] - out.values[2][gap]
+    assert abs(np.nanmean(spread)) < 0.1 < np.nanstd(spread)
     m.save(tmp_path / "r")
-    assert load_model(tmp_path / "r").arch["residual"]
-    with pytest.raises(GenfillError, match="residual"):
-        xgenfill.train(da, model="diffusion", max_steps=1, progress=False, residual=True)
+    loaded = load_model(tmp_path / "r")
+    assert loaded.arch["residual"]
+    np.testing.assert_array_equal(xgenfill.inpaint(da, model=loaded, transform="identity"),
+                                  out.values)
+
+
+def test_residual_diffusion_scores_its_point_estimate_on_the_field_itself():
+    """The extra loss on the one-call estimate compares it with the values, not with their
+    departure from the first guess (what the denoiser diffuses)."""
+    from xgenfill.models.base import Cube
+    from xgenfill.models.diffusion import DiffusionFiller
+    from xgenfill.models.training import _Source, make_batch
+
+    v, _ = _cold_step(nx=120)
+    cube = Cube(v.astype(np.float32), np.ones(v.shape[1:], bool), np.arange(5), np.arange(5))
+    rng = np.random.default_rng(0)
+    m = DiffusionFiller(widths=(8, 16), window=1, residual=True, device="cpu")  # output 0
+    src = _Source(cube, m.multiple, torch.device("cpu"), rng, 0.0)
+    batch = make_batch(m, src, [1, 2, 3], rng, 4, 32)
+    losses = []
+    for weight in (0.0, 1.0):
+        m.options["mean_loss"] = weight
+        torch.manual_seed(0)
+        with torch.no_grad():
+            losses.append(float(m.loss(batch)))
+    guess, y, hidden = batch["ctx"][:, -1], batch["y"], batch["hidden"]
+    assert hidden.any()
+    expected = float(((guess - y) ** 2 * hidden).sum() / hidden.sum())
+    assert losses[1] - losses[0] == pytest.approx(expected, rel=1e-4)
+    assert expected > 0.01
 
 
 def test_models_saved_before_the_residual_option_load_as_before(tmp_path):

@@ -204,10 +204,11 @@ def test_anomaly_fill_in_spatial_chunks_matches_the_eager_result(periodic, monke
     assert not np.allclose(bare.values, eager.values, rtol=1e-3, equal_nan=True)
 
 
-def test_residual_vae_in_spatial_chunks_matches_the_eager_result(monkeypatch):
-    """The residual VAE's first guess reaches 203 pixels: its halos carry that reach too."""
+@pytest.mark.parametrize("kind", ["vae", "diffusion"])
+def test_residual_models_in_spatial_chunks_match_the_eager_result(monkeypatch, kind):
+    """A residual model's first guess reaches 203 pixels: its halos carry that reach too."""
     da = make_chl(nt=6, ny=48, nx=640, seed=6)
-    model = xgenfill.train(da, model="vae", max_steps=3, patch=24, progress=False,
+    model = xgenfill.train(da, model=kind, max_steps=3, patch=24, progress=False,
                            residual=True, **TINY)
     assert model.spatial_radius > 203
     eager = xgenfill.inpaint(da, model=model, seed=1)

@@ -11,6 +11,10 @@ close), Heun's 2nd-order ODE solver (``sampler="heun"``, 2*steps-1 calls), or
 resampling schedule (jumps back up the noise ladder, ``n_resample`` times every ``jump_length``
 steps), written from the paper's description on the same network. Observed pixels are never
 generated: every sample reproduces them exactly.
+
+``residual=True``: the model diffuses the correction to the first guess (the anomaly fill of
+the visible pixels, the last context channel) instead of the field itself, so that a gap with
+no other information falls back on that fill rather than on the network's unconditional mean.
 """
 
 from __future__ import annotations
@@ -124,10 +128,18 @@ class DiffusionFiller(NeuralFiller):
         s2 = sigma_map**2
         return x / (s2 + 1.0) + raw * (sigma_map / torch.sqrt(s2 + 1.0))
 
+    def _guess(self, ctx):
+        """What the diffused variable is relative to: the first guess (the last context
+        channel) of a residual model, else 0."""
+        import torch
+
+        return ctx[:, -1] if self.arch.get("residual") else torch.zeros_like(ctx[:, 0])
+
     def loss(self, batch: dict):
         import torch
 
         y, obs, hidden, ocean, ctx = (batch[k] for k in ("y", "obs", "hidden", "ocean", "ctx"))
+        y = y - self._guess(ctx)  # residual models diffuse the correction to the first guess
         b = y.shape[0]
         dev = y.device
         sigma = torch.exp(self.options["p_mean"] + self.options["p_std"]
@@ -147,7 +159,8 @@ class DiffusionFiller(NeuralFiller):
         loss = (weight * (d - y) ** 2 * hidden).sum() / n
         if self.options["mean_loss"] > 0:  # also train the one-call point estimate directly
             point = self.predict_mean(batch)
-            loss = loss + self.options["mean_loss"] * ((point - y) ** 2 * hidden).sum() / n
+            loss = loss + self.options["mean_loss"] * ((point - batch["y"]) ** 2
+                                                       * hidden).sum() / n
         return loss
 
     def check_options(self) -> None:
@@ -167,10 +180,12 @@ class DiffusionFiller(NeuralFiller):
         visible = field.obs[ts]
         gap = field.ocean[None] & ~visible
         y_obs = field.vals[ts]
-        x, smap, inp = self._mean_inputs(y_obs, visible, gap, ctx)
+        guess = self._guess(ctx)
+        x, smap, inp = self._mean_inputs(y_obs - guess, visible, gap, ctx)
         raw = self.tiled(apply, inp, cond_scalar=math.log(SIGMA_MAX) / 4,
                          periodic_x=draw["periodic_x"])
-        return torch.where(gap, self._precondition(x, smap, raw[:, 0].to(x.dtype)), y_obs)
+        den = self._precondition(x, smap, raw[:, 0].to(x.dtype))
+        return torch.where(gap, den + guess, y_obs)
 
     @classmethod
     def _mean_inputs(cls, y, visible, gap, ctx):
@@ -189,9 +204,10 @@ class DiffusionFiller(NeuralFiller):
 
         y, obs, hidden, ocean, ctx = (batch[k] for k in ("y", "obs", "hidden", "ocean", "ctx"))
         visible = obs & ~hidden
-        x, smap, inp = self._mean_inputs(y, visible, ocean & ~visible, ctx)
+        guess = self._guess(ctx)
+        x, smap, inp = self._mean_inputs(y - guess, visible, ocean & ~visible, ctx)
         cond = torch.full((y.shape[0],), math.log(SIGMA_MAX) / 4, device=y.device)
-        return self._precondition(x, smap, self.net(inp, cond)[:, 0])
+        return self._precondition(x, smap, self.net(inp, cond)[:, 0]) + guess
 
     # -- sampling -----------------------------------------------------------------------------
     def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
@@ -216,11 +232,12 @@ class DiffusionFiller(NeuralFiller):
         visible = field.obs[ts]  # (B, Y, X)
         gap = field.ocean[None] & ~visible
         y_obs = field.vals[ts]
+        guess = self._guess(ctx)
         b, ny, nx = y_obs.shape
         k = len(members)
         vis_k = visible.repeat(k, 1, 1)
         gap_k = gap.repeat(k, 1, 1)
-        obs_k = y_obs.repeat(k, 1, 1)
+        obs_k = (y_obs - guess).repeat(k, 1, 1)  # what is diffused (see ``_guess``)
         ctx_k = ctx.repeat(k, 1, 1, 1)
         dev = y_obs.device
 
@@ -291,4 +308,6 @@ class DiffusionFiller(NeuralFiller):
                     x = (s_next / s) * x + (1 - s_next / s) * d_hat
                     prev, h_prev = den, h
                 x = keep(x)
+        # observed pixels as they are (x - guess + guess may differ from x in the last bit)
+        x = torch.where(gap_k, x + guess.repeat(k, 1, 1), y_obs.repeat(k, 1, 1))
         return x.reshape(k, b, ny, nx)

@@ -39,7 +39,8 @@ class NeuralFiller(Filler):
     residual
         The network predicts a correction to the anomaly fill of the visible pixels
         (:func:`xgenfill.models.context.first_guess`, also given as an input), instead of
-        the value itself (VAE only; widens the spatial dependency to 203 pixels).
+        the value itself (the diffusion model diffuses that correction; widens the spatial
+        dependency to 203 pixels).
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
     tile, halo, blend
@@ -63,7 +64,6 @@ class NeuralFiller(Filler):
 
     kind = "neural"
     stochastic = True
-    supports_residual = False  # see ``residual``
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
                  n_covariates: int = 0, guides: bool = True, residual: bool = False,
@@ -75,8 +75,6 @@ class NeuralFiller(Filler):
         from ..device import check_precision
 
         check_precision(precision)
-        if residual and not self.supports_residual:
-            raise GenfillError(f"residual=True is not available for model {self.kind!r}")
         if window < 0:
             raise GenfillError(f"window must be >= 0, got {window}")
         self.arch = {"window": int(window), "widths": [int(w) for w in widths],

@@ -70,7 +70,6 @@ class VAEFiller(NeuralFiller):
     with ``n_samples=1`` one draw)."""
 
     kind = "vae"
-    supports_residual = True
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:
