@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Held-out benchmark on real data (../shared/realdata), every model in the same run.
 
-    python benchmarks/run_benchmarks.py [--cases A B C dineof] [--fit-seconds 240] [--quick]
+    python benchmarks/run_benchmarks.py [--cases A B C dineof] [--fit-seconds 240 | --fit-steps N]
+        [--quick]
 
 Cases (scores only on observed pixels hidden from the models):
 
@@ -114,7 +115,7 @@ FIT_FROM_SCRATCH = {"B"}  # see the module docstring
 
 def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
              only: list[str] | None = None, guides: bool = True,
-             augment: bool = False) -> list[dict]:
+             augment: bool = False, fit_steps: int | None = None) -> list[dict]:
     da, holdout, extra = CASES[name]()
     rows = []
     specs: list[tuple[str, object, dict | None]] = [(m, m, None) for m in BASELINES + ["dineof"]]
@@ -122,15 +123,17 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
     for label, path in (("diffusion", dif), ("vae", vae)):
         model = get_filler(path, device="cpu")
         specs.append((label, model, None))
-        if fit_seconds > 0:  # fine-tune on the case's own data (held-out pixels removed)
+        if fit_seconds > 0 or fit_steps:  # fit on the case's own data (held-out pixels removed)
             # with guide channels added to the pretrained network (zero weights at first)
             if name in FIT_FROM_SCRATCH:
                 # from scratch, the models correct the anomaly fill of what they see
                 start = type(model)(device="cpu", guides=guides, residual=guides)
             else:
                 start = model.with_guides() if guides else model
+            # a step budget repeats a fit on any machine; a time budget is what a user has
+            budget = {"max_steps": fit_steps} if fit_steps else {"max_time": fit_seconds}
             specs.append((f"{label}+fit", start,
-                          {"max_time": fit_seconds, "progress": False, "augment": augment}))
+                          {**budget, "progress": False, "augment": augment}))
     if quick:
         specs = [s for s in specs if s[0] in ("linear_time", "dineof", "vae")]
     if only:
@@ -225,6 +228,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=["dineof", "A", "B", "C"])
     p.add_argument("--fit-seconds", type=float, default=240)
+    p.add_argument("--fit-steps", type=int,
+                   help="fit for this many steps instead of --fit-seconds (machine-independent: "
+                        "a time-budgeted fit's record gives its steps as horizon_steps)")
     p.add_argument("--n-samples", type=int, default=8)
     p.add_argument("--quick", action="store_true", help="a few models only (smoke test)")
     p.add_argument("--models", nargs="+", help="only these rows (e.g. linear_time dineof)")
@@ -246,12 +252,13 @@ def main() -> None:
             ref = dineof_reference()
         else:
             table += run_case(case, args.fit_seconds, args.n_samples, args.quick, args.models,
-                              not args.no_guides, args.augment)
+                              not args.no_guides, args.augment, args.fit_steps)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
     meta = {"date": stamp, "machine": platform.platform(), "cpu_threads": torch.get_num_threads(),
             "torch": torch.__version__, "xgenfill": xgenfill.__version__,
-            "fit_seconds": args.fit_seconds, "n_samples": args.n_samples,
+            "fit_seconds": None if args.fit_steps else args.fit_seconds,
+            "fit_steps": args.fit_steps, "n_samples": args.n_samples,
             "guides": not args.no_guides, "augment": args.augment}
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(
         {"meta": meta, "rows": table, "dineof": ref}, indent=1))
