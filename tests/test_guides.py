@@ -269,6 +269,30 @@ def test_residual_models_correct_their_first_guess(tmp_path, kind):
                                   out.values)
 
 
+@pytest.mark.parametrize("sampler", ["heun", "repaint"])
+def test_residual_diffusion_samplers_keep_observations_and_the_first_guess(sampler):
+    """Every sampler diffuses the departure from the first guess and adds it back: members
+    reproduce the observations exactly and, from a network that corrects nothing, scatter
+    around the first guess (the default sampler is checked above)."""
+    v, _ = _cold_step(nx=120)
+    da = make_chl(nt=5, ny=30, nx=120).copy(data=v.astype(np.float32))
+    m = xgenfill.train(da, model="diffusion", max_steps=2, progress=False, residual=True,
+                       transform="identity", **TINY)
+    with torch.no_grad():
+        m.net.out.weight.zero_()
+        m.net.out.bias.zero_()
+    guess = xgenfill.inpaint(da, model=m, transform="identity").values
+    m.options.update(sampler=sampler, steps=4, repaint_steps=6, jump_length=2, n_resample=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xgenfill.GenfillWarning)
+        members = xgenfill.inpaint(da, model=m, transform="identity", n_samples=2, seed=3)
+    seen, gap = ~np.isnan(v), np.isnan(v) & ~np.isnan(guess)
+    for k in range(2):
+        np.testing.assert_array_equal(members.isel(sample=k).values[seen], v[seen])
+    spread = members.values[:, gap] - guess[gap]
+    assert abs(np.nanmean(spread)) < 0.1 < np.nanstd(spread)
+
+
 def test_residual_diffusion_scores_its_point_estimate_on_the_field_itself():
     """The extra loss on the one-call estimate compares it with the values, not with their
     departure from the first guess (what the denoiser diffuses)."""
