@@ -56,14 +56,16 @@ def plot_fill(original: xr.DataArray, filled: xr.Dataset, path: str | Path | Non
     norm = LogNorm(vmin=max(lo, 1e-3), vmax=hi) if log and vals.size else None
     fig, axs = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     kw = dict(norm=norm) if norm else dict(vmin=lo, vmax=hi)
+    # the three panels share the grid's own coordinates (a descending latitude stays the same
+    # way up in every panel)
+    xy = [obs[d] if d in obs.coords else np.arange(obs.sizes[d]) for d in (axes.x, axes.y)]
     for ax, data, title in ((axs[0], obs, "observed"), (axs[1], fil, "filled")):
-        im = ax.pcolormesh(data[axes.x] if axes.x in data.coords else np.arange(data.sizes[axes.x]),
-                           data[axes.y] if axes.y in data.coords else np.arange(data.sizes[axes.y]),
-                           data.transpose(axes.y, axes.x).values, shading="auto", **kw)
+        im = ax.pcolormesh(*xy, data.transpose(axes.y, axes.x).values, shading="auto", **kw)
         ax.set_title(f"{name} {title}")
         fig.colorbar(im, ax=ax, label=original.attrs.get("units", ""))
     cmap = plt.get_cmap("viridis", 4)
-    im = axs[2].pcolormesh(flg.transpose(axes.y, axes.x).values, cmap=cmap, vmin=-0.5, vmax=3.5)
+    im = axs[2].pcolormesh(*xy, flg.transpose(axes.y, axes.x).values, shading="auto", cmap=cmap,
+                           vmin=-0.5, vmax=3.5)
     cb = fig.colorbar(im, ax=axs[2], ticks=[0, 1, 2, 3])
     cb.ax.set_yticklabels(str(flag.attrs["flag_meanings"]).split())
     axs[2].set_title("status")
