@@ -231,20 +231,26 @@ def test_training_crops_see_the_first_guess_of_the_whole_field():
         assert np.abs(full.numpy()).max() > 0
 
 
+def _residual_model_correcting_nothing(kind: str):
+    """The cold-step field and a residual model on it whose output layer is zero: a network
+    that corrects nothing, so that its fill is the first guess."""
+    v, _ = _cold_step(nx=120)
+    da = make_chl(nt=5, ny=30, nx=120).copy(data=v.astype(np.float32))
+    m = xgenfill.train(da, model=kind, max_steps=3, progress=False, residual=True,
+                       transform="identity", **TINY)
+    out_layer = m.net.decoder.out if kind == "vae" else m.net.out
+    with torch.no_grad():
+        out_layer.weight.zero_()
+        out_layer.bias.zero_()
+    return v, da, m
+
+
 @pytest.mark.parametrize("kind", ["vae", "diffusion"])
 def test_residual_models_correct_their_first_guess(tmp_path, kind):
     from xgenfill.models.context import first_guess
 
-    v, _ = _cold_step(nx=120)
-    da = make_chl(nt=5, ny=30, nx=120)
-    da = da.copy(data=v.astype(np.float32))
-    m = xgenfill.train(da, model=kind, max_steps=3, progress=False, residual=True,
-                       transform="identity", **TINY)
+    v, da, m = _residual_model_correcting_nothing(kind)
     assert m.arch["residual"] and m.spatial_radius > m.receptive_radius + GUIDE_RADIUS
-    out_layer = m.net.decoder.out if kind == "vae" else m.net.out
-    with torch.no_grad():  # a network that corrects nothing: the fill is the first guess
-        out_layer.weight.zero_()
-        out_layer.bias.zero_()
     out = xgenfill.inpaint(da, model=m, transform="identity")
     from xgenfill.prepare import prepare
 
@@ -274,13 +280,7 @@ def test_residual_diffusion_samplers_keep_observations_and_the_first_guess(sampl
     """Every sampler diffuses the departure from the first guess and adds it back: members
     reproduce the observations exactly and, from a network that corrects nothing, scatter
     around the first guess (the default sampler is checked above)."""
-    v, _ = _cold_step(nx=120)
-    da = make_chl(nt=5, ny=30, nx=120).copy(data=v.astype(np.float32))
-    m = xgenfill.train(da, model="diffusion", max_steps=2, progress=False, residual=True,
-                       transform="identity", **TINY)
-    with torch.no_grad():
-        m.net.out.weight.zero_()
-        m.net.out.bias.zero_()
+    v, da, m = _residual_model_correcting_nothing("diffusion")
     guess = xgenfill.inpaint(da, model=m, transform="identity").values
     m.options.update(sampler=sampler, steps=4, repaint_steps=6, jump_length=2, n_resample=2)
     with warnings.catch_warnings():
