@@ -11,13 +11,14 @@ from .fractions import inpaint_fractions, to_log_ratios
 from .errors import GenfillError, GenfillWarning, OfflineError, WeightsError
 from .models.registry import model_names
 from .samples import open_sample
-from .validate import validate
+from .validation import validate
 from .versions import show_versions
-from .zoo import models
+from .zoo import list_models
+from . import models  # noqa: F401  (the subpackage; callable: xgenfill.models() = list_models())
 
 __all__ = [
     "__version__", "inpaint", "inpaint_dataset", "inpaint_fractions", "to_log_ratios", "train",
-    "validate", "models", "model_names",
+    "validate", "list_models", "model_names",
     "open_sample", "show_versions", "GenfillError", "GenfillWarning", "OfflineError",
     "WeightsError",
 ]

@@ -1,57 +1,121 @@
-"""The ``.genfill`` accessor: thin forwarders to the public functions in :mod:`xgenfill.api`."""
+"""The ``.genfill`` accessor: thin forwarders to the public functions.
+
+Each method is the function of the same job with the object as its first argument; its
+signature and docstring are the function's, less that argument, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import re
+from typing import Any, Callable
 
 import xarray as xr
 
 from . import api
 from .fractions import inpaint_fractions
+from .validation import validate
 
 __all__ = ["GenfillDataArrayAccessor", "GenfillDatasetAccessor"]
 
 
+def _without_first_parameter(doc: str, name: str) -> str:
+    """``doc`` (numpydoc) without the entry of parameter ``name`` in its Parameters section."""
+    lines = inspect.cleandoc(doc).splitlines()
+    out, skipping = [], False
+    for line in lines:
+        if re.fullmatch(rf"{re.escape(name)}(\s*:.*)?", line):
+            skipping = True  # the entry's name line; its description is indented below it
+            continue
+        if skipping and (line.startswith(" ") or not line):
+            continue
+        skipping = False
+        out.append(line)
+    return "\n".join(out)
+
+
+def _forward(func: Callable[..., Any], owner: str, name: str | None = None
+             ) -> Callable[..., Any]:
+    """A method ``obj.genfill.<name>(...)`` that calls ``func(obj, ...)``."""
+    name = name or func.__name__
+    sig = inspect.signature(func)
+    first, *rest = sig.parameters.values()
+
+    def method(self, *args: Any, **kwargs: Any) -> Any:
+        return func(self._obj, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__module__ = __name__
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = sig.replace(parameters=[self_param, *rest])  # type: ignore[attr-defined]
+    doc = _without_first_parameter(func.__doc__ or "", first.name)
+    summary, _, body = doc.partition("\n")
+    method.__doc__ = (f"{summary}\n\nThe accessor form of :func:`xgenfill.{func.__name__}` on "
+                      f"this {owner}: ``obj.genfill.{method.__name__}(...)`` is "
+                      f"``xgenfill.{func.__name__}(obj, ...)``.\n{body.rstrip()}\n")
+    return method
+
+
 @xr.register_dataarray_accessor("genfill")
 class GenfillDataArrayAccessor:
-    """``da.genfill.inpaint(...)`` is ``xgenfill.inpaint(da, ...)``."""
+    """Gap filling on a DataArray: ``da.genfill.inpaint()``, ``.validate()``, ``.fit()``.
+
+    Registered as ``genfill`` on :class:`xarray.DataArray` by ``import xgenfill``.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray
+        The gridded field the methods work on.
+
+    See Also
+    --------
+    xgenfill.inpaint : The function form of ``inpaint``.
+    GenfillDatasetAccessor : The accessor on a Dataset.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> chl = xgenfill.open_sample("oahu").chlor_a
+    >>> filled = chl.genfill.inpaint(model="linear_time")
+    >>> int(filled.isnull().sum()) < int(chl.isnull().sum())
+    True
+    """
 
     def __init__(self, obj: xr.DataArray) -> None:
         self._obj = obj
 
-    def inpaint(self, model: Any = "diffusion", **kwargs: Any) -> xr.DataArray | xr.Dataset:
-        return api.inpaint(self._obj, model=model, **kwargs)
-
-    inpaint.__doc__ = api.inpaint.__doc__
-
-    def validate(self, models: Any = ("dineof",), **kwargs: Any) -> xr.Dataset:
-        from .validate import validate
-
-        return validate(self._obj, models=models, **kwargs)
-
-    validate.__doc__ = "Same as :func:`xgenfill.validate` on this DataArray."
-
-    def fit(self, model: Any = "diffusion", **kwargs: Any):
-        return api.train(self._obj, model=model, **kwargs)
-
-    fit.__doc__ = api.train.__doc__
+    inpaint = _forward(api.inpaint, "DataArray")
+    validate = _forward(validate, "DataArray")
+    fit = _forward(api.train, "DataArray", "fit")
 
 
 @xr.register_dataset_accessor("genfill")
 class GenfillDatasetAccessor:
-    """``ds.genfill.inpaint(variables=...)`` is ``xgenfill.inpaint_dataset(ds, ...)``."""
+    """Gap filling on a Dataset: ``ds.genfill.inpaint()`` and ``.inpaint_fractions()``.
+
+    Registered as ``genfill`` on :class:`xarray.Dataset` by ``import xgenfill``.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset
+        The Dataset whose variables the methods fill.
+
+    See Also
+    --------
+    xgenfill.inpaint_dataset : The function form of ``inpaint``.
+    xgenfill.inpaint_fractions : The function form of ``inpaint_fractions``.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> ds = xgenfill.open_sample("oahu")
+    >>> out = ds.genfill.inpaint(["chlor_a"], model="linear_time")
+    >>> sorted(out.data_vars)
+    ['chlor_a', 'chlor_a_filled_flag', 'chlor_a_uncertainty']
+    """
 
     def __init__(self, obj: xr.Dataset) -> None:
         self._obj = obj
 
-    def inpaint(self, variables: list[str] | str | None = None, model: Any = "diffusion",
-                **kwargs: Any) -> xr.Dataset:
-        return api.inpaint_dataset(self._obj, variables=variables, model=model, **kwargs)
-
-    inpaint.__doc__ = api.inpaint_dataset.__doc__
-
-    def inpaint_fractions(self, variables: list[str], model: Any = "diffusion",
-                          **kwargs: Any) -> xr.Dataset:
-        return inpaint_fractions(self._obj, variables, model=model, **kwargs)
-
-    inpaint_fractions.__doc__ = "Same as :func:`xgenfill.inpaint_fractions` on this Dataset."
+    inpaint = _forward(api.inpaint_dataset, "Dataset", "inpaint")
+    inpaint_fractions = _forward(inpaint_fractions, "Dataset")

@@ -111,40 +111,45 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
             ) -> xr.DataArray | xr.Dataset:
     """Fill the gaps (NaN) of a gridded field.
 
+    The field is prepared from its CF metadata (axes, transform, land), filled by the chosen
+    model in transformed, standardised units, and put back in the input's units, layout and
+    attributes. Observed pixels are never changed, land is never filled, and the input object
+    is never modified.
+
     Parameters
     ----------
-    da
+    da : xarray.DataArray
         Field with a time axis and two spatial axes, found from CF metadata whatever their
         names or order; other dimensions are filled independently. A dask-backed input gives
         a lazy dask-backed result (nothing is computed until you ask; input checks that need
         the values then run at compute time).
-    model
+    model : str, path or model object, default "diffusion"
         ``"diffusion"`` (default: the pretrained conditional diffusion model; the one embedded
         in the package when nothing else is cached), ``"vae"``, ``"dineof"``, a baseline
         (``"linear_time"``, ``"climatology"``, ``"linear_space"``, ``"anomaly"``), a registered
-        pretrained name (``xgenfill.models()``), a path to saved weights, or a model object
-        from :func:`xgenfill.train`.
-    n_samples
+        pretrained name (:func:`xgenfill.list_models`), a path to saved weights, or a model
+        object from :func:`xgenfill.train`.
+    n_samples : int, default 1
         Ensemble size for generative models. With ``n_samples > 1`` the DataArray form returns
-        the members along a new ``sample`` dimension; the Dataset form returns their mean and
-        a ``<var>_uncertainty`` spread.
-    seed
-        Seed of the generative sampler (the same seed gives the same output).
-    mask
-        Optional boolean land/sea mask (True = sea, may be filled), on the data's grid.
-        Pixels never observed in the input are land and are never filled either.
-    transform
-        ``"auto"`` (log10 for chlorophyll, logit for fractions, standardisation otherwise),
-        ``"log10"``, ``"logit"`` or ``"identity"``.
-    dims
+        the members along a new ``sample`` dimension; the Dataset form returns the point
+        estimate and a ``<var>_uncertainty`` spread.
+    seed : int or None, default 0
+        Seed of the generative sampler (the same seed gives the same output, whatever the
+        tiling or chunking).
+    mask : xarray.DataArray or numpy.ndarray, optional
+        Boolean land/sea mask (True = sea, may be filled), on the data's grid. Pixels never
+        observed in the input are land and are never filled either.
+    transform : {"auto", "log10", "logit", "identity"}, default "auto"
+        ``"auto"``: log10 for chlorophyll, logit for fractions, standardisation otherwise.
+    dims : dict, optional
         Explicit axis names, e.g. ``{"T": "date", "Y": "row", "X": "col"}``.
-    return_dataset
+    return_dataset : bool, default False
         Return a Dataset with ``<var>``, ``<var>_filled_flag`` (CF flags) and
         ``<var>_uncertainty`` linked through ``ancillary_variables``.
-    progress
+    progress : bool, default True
         Show a tqdm progress bar over the time steps of eager neural fills (dask inputs use
         dask's own progress reporting).
-    covariates
+    covariates : xarray.DataArray or list of xarray.DataArray, optional
         Extra variables on the same grid that condition a neural model trained with them
         (``xgenfill.train(..., covariates=...)``), e.g. SST for chlorophyll; gaps allowed.
     **model_kwargs
@@ -153,9 +158,45 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
 
     Returns
     -------
-    DataArray or Dataset
+    xarray.DataArray or xarray.Dataset
         Same dims, coords, dtype and attributes as ``da`` (plus a ``history`` line); observed
-        pixels are bit-identical to the input, which is never modified.
+        pixels are bit-identical to the input, which is never modified. A Dataset with
+        ``return_dataset=True``.
+
+    Raises
+    ------
+    GenfillError
+        For input that cannot be filled as given (unidentifiable axes, all-NaN or infinite
+        values, a mask on another grid, an unknown model or option...); the message says
+        what to change.
+    WeightsError
+        If pretrained weights are missing or fail their sha256 check.
+    OfflineError
+        If a model must be downloaded and the network is disabled or unreachable.
+
+    See Also
+    --------
+    inpaint_dataset : Fill several variables of a Dataset.
+    inpaint_fractions : Fill fractions that sum to 1 together.
+    validate : Score models on observed pixels hidden from them.
+    train : Fit a generative model to your own gappy data.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> ds = xgenfill.open_sample("oahu")  # monthly OC-CCI chlorophyll around Oahu
+    >>> filled = xgenfill.inpaint(ds.chlor_a, model="linear_time")
+    >>> filled.dims == ds.chlor_a.dims
+    True
+    >>> int(filled.isnull().sum()) < int(ds.chlor_a.isnull().sum())
+    True
+
+    The accessor form is the same call; ``return_dataset=True`` adds the CF flag and the
+    uncertainty:
+
+    >>> out = ds.chlor_a.genfill.inpaint(model="linear_time", return_dataset=True)
+    >>> out.chlor_a_filled_flag.attrs["flag_meanings"]
+    'observed filled land_or_masked not_filled'
     """
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
@@ -206,9 +247,49 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
 
 def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
                     model: "str | Path | Filler" = "diffusion", **kwargs: Any) -> xr.Dataset:
-    """Fill several variables of a Dataset; returns each with its flag and uncertainty.
+    """Fill several variables of a Dataset, each with its flag and uncertainty.
 
-    ``variables`` defaults to every floating-point data variable with a spatial extent.
+    Each variable is filled on its own by :func:`inpaint` with ``return_dataset=True``; the
+    other variables and the global attributes of ``ds`` are kept, and a ``history`` line is
+    prepended.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The Dataset holding the variables to fill.
+    variables : str or list of str, optional
+        Names of the variables to fill; by default every floating-point data variable with a
+        spatial extent (two or more dimensions).
+    model : str, path or model object, default "diffusion"
+        Any model :func:`inpaint` accepts, used for every variable.
+    **kwargs
+        Other options of :func:`inpaint` (``n_samples``, ``seed``, ``mask``, ``dims``,
+        model options...), the same for every variable.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` with each variable filled and its ``<var>_filled_flag`` and
+        ``<var>_uncertainty`` added.
+
+    Raises
+    ------
+    GenfillError
+        If a named variable is not in ``ds``, there is nothing to fill, or :func:`inpaint`
+        refuses a variable.
+
+    See Also
+    --------
+    inpaint : Fill one DataArray.
+    inpaint_fractions : Fill fractions that sum to 1 together.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> ds = xgenfill.open_sample("oahu")
+    >>> out = xgenfill.inpaint_dataset(ds, ["chlor_a"], model="linear_time")
+    >>> sorted(out.data_vars)
+    ['chlor_a', 'chlor_a_filled_flag', 'chlor_a_uncertainty']
     """
     if isinstance(variables, str):
         variables = [variables]
@@ -261,44 +342,93 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
 
     Parameters
     ----------
-    model
-        ``"diffusion"`` or ``"vae"``.
-    max_steps, max_time
-        Optimiser steps and wall-clock seconds budgets (whichever comes first). The learning
-        rate warms up for 100 steps, then decays (cosine) to a step horizon: ``max_steps``, or
+    da : xarray.DataArray
+        Gappy training field, prepared as in :func:`inpaint` (axes from CF metadata,
+        transform, land = never observed or masked).
+    model : {"diffusion", "vae"} or model object, default "diffusion"
+        The kind of model to train, or a trained model to train further.
+    mask : xarray.DataArray or numpy.ndarray, optional
+        Boolean land/sea mask (True = sea) on the data's grid, as in :func:`inpaint`.
+    transform : {"auto", "log10", "logit", "identity"}, default "auto"
+        Transform of the values, as in :func:`inpaint`; recorded with the model, which
+        refuses data in another transform.
+    dims : dict, optional
+        Explicit axis names, e.g. ``{"T": "date", "Y": "row", "X": "col"}``.
+    max_steps : int, default 2000
+        Optimiser steps budget.
+    max_time : float, optional
+        Wall-clock seconds budget (whichever of the two comes first). The learning rate
+        warms up for 100 steps, then decays (cosine) to a step horizon: ``max_steps``, or
         with ``max_time`` the number of steps the budget allows, estimated once from the
         warm-up speed and recorded as ``meta["training"]["horizon_steps"]``. The schedule never
         reads the clock afterwards, so ``max_steps=horizon_steps`` without ``max_time`` (and
         the same ``seed``) repeats a time-budgeted fit, bit for bit on the same kind of
         machine; only a machine that slows down part-way is stopped early by the clock.
-    val_fraction
-        Share of the usable dates held out for early stopping (at least one date when > 0
-        and there are 4 or more); ``0`` trains on every date for the whole budget and keeps
-        the last weights.
-    val_split
-        ``"dates"`` holds out whole dates; ``"pixels"`` holds out, on every date, observed
-        pixels under other dates' clouds inside random blocks (no date is lost); ``"auto"``:
-        dates, or pixels where there are too few usable dates (under 4) to hold one out.
-    init
+    device : str, default "auto"
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    seed : int, default 0
+        Seed of the initialisation, the crops and their transplanted clouds.
+    progress : bool, default True
+        Show a tqdm progress bar over the training steps.
+    init : str, path or model object, optional
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
         instead of a random initialisation (fine-tuning). ``guides=True`` adds the guide
         channels to a model saved without them (they start with zero weight); sampler options
         may be changed; the rest of the architecture is the init's.
-    augment
+    batch_size : int, default 16
+        Training crops per optimiser step.
+    patch : int, default 64
+        Side of the square training crops, in pixels.
+    lr : float, default 2e-3
+        Peak learning rate (AdamW).
+    val_fraction : float, default 0.1
+        Share of the usable dates held out for early stopping (at least one date when > 0
+        and there are 4 or more); ``0`` trains on every date for the whole budget and keeps
+        the last weights.
+    augment : bool, default False
         Show the network each training crop flipped and transposed at random (eight views of
         every sample; the inputs hold no directions). Off by default: on the benchmark cases
         (10 days of SST, a year of daily chl, 25 years of monthly chl) it did not improve the
         held-out scores at equal training budgets.
-    covariates
+    val_split : {"auto", "dates", "pixels"}, default "auto"
+        ``"dates"`` holds out whole dates; ``"pixels"`` holds out, on every date, observed
+        pixels under other dates' clouds inside random blocks (no date is lost); ``"auto"``:
+        dates, or pixels where there are too few usable dates (under 4) to hold one out.
+    covariates : xarray.DataArray or list of xarray.DataArray, optional
         Conditioning variables on the same grid (each standardised in its own transform);
         the trained model then needs the same covariates in :func:`inpaint`.
     **arch
-        Architecture and sampler options (``window``, ``widths``, ``steps``...).
+        Architecture and sampler options (``window``, ``widths``, ``steps``, ``guides``,
+        ``residual``...).
 
     Returns
     -------
     Filler
-        A model accepted by :func:`inpaint` (``model=``); save it with ``.save(path)``.
+        A model accepted by :func:`inpaint` (``model=``); save it with ``.save(path)`` and
+        load it back with ``inpaint(model=path)``.
+
+    Raises
+    ------
+    GenfillError
+        For a model that cannot be trained, an ``init`` of another kind, architecture options
+        an ``init`` model cannot change, or input :func:`inpaint` would refuse.
+
+    See Also
+    --------
+    inpaint : Fill gaps with the trained model (``model=``).
+    validate : Score it on held-out pixels (``fit=`` refits without them).
+
+    Examples
+    --------
+    A few steps of a small VAE on the monthly Oahu sample (real fits take minutes):
+
+    >>> import xgenfill
+    >>> chl = xgenfill.open_sample("oahu").chlor_a
+    >>> model = xgenfill.train(chl, model="vae", max_steps=3, batch_size=2, patch=16,
+    ...                        progress=False, widths=(8, 16))
+    >>> filled = xgenfill.inpaint(chl, model=model, progress=False)
+    >>> bool(filled.notnull().sum() > chl.notnull().sum())
+    True
     """
     from .models.io import model_classes
     from .models.neural import NeuralFiller

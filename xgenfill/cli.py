@@ -92,9 +92,9 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _models_list(args: argparse.Namespace) -> None:
-    from .zoo import models
+    from .zoo import list_models
 
-    rows = models()
+    rows = list_models()
     print(f"{'name':<20} {'kind':<10} {'var':<5} {'size MB':>8}  {'available':<10} description")
     for r in rows:
         where = "embedded" if r["embedded"] else ("cached" if r["cached"] else "download")

@@ -24,10 +24,46 @@ def _pyplot():
 
 def plot_fill(original: xr.DataArray, filled: xr.Dataset, path: str | Path | None = None,
               time: int | None = None):
-    """Maps of the observed field, the filled field and the fill status at one time step.
+    """Draw maps of the observed field, the filled field and the fill status at one step.
 
-    ``filled`` is the Dataset form of :func:`xgenfill.inpaint`. By default the time step with
-    the most filled pixels is shown. Chlorophyll-like (log10) fields get a log colour scale.
+    By default the time step with the most filled pixels is shown. Chlorophyll-like (log10)
+    fields get a log colour scale; all panels use the grid's coordinates.
+
+    Parameters
+    ----------
+    original : xarray.DataArray
+        The gappy input of :func:`xgenfill.inpaint`.
+    filled : xarray.Dataset
+        Its Dataset form (``return_dataset=True``), with ``<var>_filled_flag``.
+    path : str or pathlib.Path, optional
+        Write the figure there (PNG, PDF...) and close it; otherwise return it open.
+    time : int, optional
+        Index of the time step to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (closed when it was written to ``path``).
+
+    Raises
+    ------
+    GenfillError
+        If matplotlib is not installed.
+
+    See Also
+    --------
+    xgenfill.inpaint : Makes ``filled``.
+    plot_validation : Figure of a validation.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> from xgenfill.plot import plot_fill
+    >>> chl = xgenfill.open_sample("oahu").chlor_a
+    >>> out = chl.genfill.inpaint(model="linear_time", return_dataset=True)
+    >>> fig = plot_fill(chl, out, "oahu_filled.png")
+    >>> len(fig.axes) >= 3
+    True
     """
     plt = _pyplot()
     from matplotlib.colors import LogNorm
@@ -79,9 +115,50 @@ def plot_fill(original: xr.DataArray, filled: xr.Dataset, path: str | Path | Non
 
 def plot_validation(result: xr.Dataset, original: xr.DataArray, path: str | Path | None = None,
                     model: str | None = None, time: int | None = None):
-    """Figure of a :func:`xgenfill.validate` result: maps of the observed field, the held-out
-    pixels, the fill there and its error at one time step; the rank (PIT) histogram; the
-    zonal spectra of the observed signal and of each model's error; RMSE per model."""
+    """Draw the figure of a :func:`xgenfill.validate` result.
+
+    Maps of the observed field, the held-out pixels, the fill there and its error at one time
+    step; the rank (PIT) histogram; the zonal spectra of the observed signal and of each
+    model's error; RMSE per model.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        What :func:`xgenfill.validate` returned.
+    original : xarray.DataArray
+        The field it was run on.
+    path : str or pathlib.Path, optional
+        Write the figure there and close it; otherwise return it open.
+    model : str, optional
+        The model whose fill is mapped (default: the lowest RMSE).
+    time : int, optional
+        Index of the time step mapped (default: the one with the most held-out pixels).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (closed when it was written to ``path``).
+
+    Raises
+    ------
+    GenfillError
+        If matplotlib is not installed.
+
+    See Also
+    --------
+    xgenfill.validate : Makes ``result``.
+    plot_fill : Maps of a fill.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> from xgenfill.plot import plot_validation
+    >>> chl = xgenfill.open_sample("oahu").chlor_a
+    >>> result = chl.genfill.validate(models=["linear_time", "climatology"])
+    >>> fig = plot_validation(result, chl, "oahu_validation.png")
+    >>> len(fig.axes) >= 4
+    True
+    """
     plt = _pyplot()
     from matplotlib.colors import LogNorm
 
@@ -141,6 +218,13 @@ def plot_validation(result: xr.Dataset, original: xr.DataArray, path: str | Path
     r = result.rmse.sel(space="transformed")
     ax.barh([str(m) for m in result.model.values], r.values, color="tab:orange")
     ax.set_xlabel("RMSE" + (" (log10)" if log else f" ({result.attrs.get('units', '')})"))
+    if "spread_skill" in result:  # ensemble calibration beside the error: 1 is calibrated
+        for i, m in enumerate(result.model.values):
+            ratio = float(result.spread_skill.sel(model=m, space="transformed"))
+            if np.isfinite(ratio):
+                ax.text(float(r.values[i]), i, f" spread/skill {ratio:.2f}", va="center",
+                        fontsize=8)
+    ax.set_title("RMSE and ensemble spread/skill")
     fig.suptitle(f"xgenfill.validate: {result.attrs.get('variable', '')}, holdout="
                  f"{result.attrs.get('holdout')}")
     if path is not None:

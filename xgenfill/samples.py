@@ -19,10 +19,37 @@ SAMPLES = {
 def open_sample(name: str = "phytofit") -> xr.Dataset:
     """Open a bundled real sample (loaded in memory; no network needed).
 
+    The samples are small cuts of real third-party satellite products with their real gaps;
+    their licences and attributions are in the dataset attributes and in
+    ``xgenfill/data/README.md``.
+
     Parameters
     ----------
-    name
-        ``"phytofit"`` (daily MODIS chl with real clouds) or ``"oahu"`` (monthly OC-CCI chl).
+    name : {"phytofit", "oahu"}, default "phytofit"
+        ``"phytofit"``: daily MODIS-Aqua chlorophyll, NW Atlantic, April-June 2015 (BIO-RSG
+        PhytoFit, MIT); ``"oahu"``: monthly ESA OC-CCI chlorophyll around Oahu, 1998-2022.
+
+    Returns
+    -------
+    xarray.Dataset
+        The sample: chlorophyll-a in mg m-3 as ``chl`` (phytofit) or ``chlor_a`` (oahu,
+        the OC-CCI name), with the product's own attributes.
+
+    Raises
+    ------
+    GenfillError
+        If ``name`` is not a bundled sample.
+
+    See Also
+    --------
+    inpaint : Fill its gaps.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> ds = xgenfill.open_sample("phytofit")
+    >>> dict(ds.chl.sizes)
+    {'time': 91, 'lat': 96, 'lon': 160}
     """
     if name not in SAMPLES:
         raise GenfillError(f"unknown sample {name!r}; available: {sorted(SAMPLES)}")

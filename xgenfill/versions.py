@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import platform
 import sys
+from typing import TextIO
 
 from ._version import __version__
 
@@ -29,7 +30,28 @@ def versions() -> dict[str, str]:
     return out
 
 
-def show_versions(file=None) -> None:
-    """Print the versions of xgenfill and its dependencies."""
+def show_versions(file: "TextIO | None" = None) -> None:
+    """Print the versions of xgenfill and its dependencies, for a bug report.
+
+    Also says which CUDA build torch is and whether a GPU is visible.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default: standard output).
+
+    See Also
+    --------
+    xgenfill.list_models : Which pretrained models are available offline.
+
+    Examples
+    --------
+    >>> import io
+    >>> import xgenfill
+    >>> buf = io.StringIO()
+    >>> xgenfill.show_versions(file=buf)
+    >>> "xarray:" in buf.getvalue()
+    True
+    """
     for key, value in versions().items():
         print(f"{key:>14}: {value}", file=file or sys.stdout)

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import GenfillError, OfflineError, WeightsError
 
-__all__ = ["models", "fetch", "load", "resolve", "default_model", "cache_dir", "download",
+__all__ = ["list_models", "fetch", "load", "resolve", "default_model", "cache_dir", "download",
            "ModelEntry"]
 
 _REGISTRY_FILE = "registry.json"
@@ -92,8 +92,32 @@ def _cached_ok(entry: ModelEntry) -> bool:
     return all((root / f).exists() and sha256_file(root / f) == h for f, h in entry.files.items())
 
 
-def models() -> list[dict[str, Any]]:
-    """The registered models with their size and whether they are available offline."""
+def list_models() -> list[dict[str, Any]]:
+    """List the registered pretrained models, their size and whether they work offline.
+
+    A model is usable offline when it is embedded in the package or already in the cache
+    (:func:`cache_dir`, ``XGENFILL_CACHE_DIR``); ``xgenfill models download`` fills the cache.
+    ``xgenfill.models()`` is the same call.
+
+    Returns
+    -------
+    list of dict
+        One dict per model: ``name``, ``kind`` (``"diffusion"``, ``"vae"``), ``variable``
+        (its family: ``"chl"``, ``"sst"``), ``size_mb``, ``embedded``, ``cached`` and a
+        one-line ``description``.
+
+    See Also
+    --------
+    model_names : The names ``inpaint(model=...)`` accepts.
+    inpaint : Fill gaps with one of them (``model=name``).
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> rows = xgenfill.list_models()
+    >>> [r["name"] for r in rows if r["embedded"]]
+    ['diffusion-chl-v1', 'vae-chl-v1']
+    """
     out = []
     for e in entries().values():
         out.append({"name": e.name, "kind": e.kind, "variable": e.variable,

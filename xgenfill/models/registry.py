@@ -52,6 +52,28 @@ def register(name: str, builder: Callable[..., Filler]) -> None:
 
 
 def model_names() -> list[str]:
+    """List the model names :func:`xgenfill.inpaint` accepts as ``model=``.
+
+    Besides these, ``model=`` takes a registered pretrained name (:func:`xgenfill.list_models`),
+    a path to saved weights, or a trained model object.
+
+    Returns
+    -------
+    list of str
+        The generative models (``"diffusion"``, ``"vae"``), ``"dineof"`` and the classical
+        baselines, sorted.
+
+    See Also
+    --------
+    xgenfill.list_models : The registered pretrained models.
+    xgenfill.inpaint : Fill gaps with one of them.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> xgenfill.model_names()
+    ['anomaly', 'climatology', 'diffusion', 'dineof', 'linear_space', 'linear_time', 'vae']
+    """
     return sorted(_BUILDERS)
 
 
@@ -75,5 +97,5 @@ def get_filler(model: "str | Path | Filler", **kwargs: Any) -> Filler:
         if found is not None:
             return found
     raise GenfillError(f"unknown model {model!r}; valid names: {', '.join(model_names())}, a "
-                       "registered pretrained model (xgenfill.models()), or a path to saved "
+                       "registered pretrained model (xgenfill.list_models()), or a path to saved "
                        "weights")

@@ -115,39 +115,81 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
              covariates: "list[xr.DataArray] | xr.DataArray | None" = None) -> xr.Dataset:
     """Hide observed pixels, fill them with each model, and score the fills there.
 
+    There is no truth inside a gap, so observed pixels are hidden (under transplanted real
+    clouds by default), every model fills them from what is left (models that learn from the
+    data are refitted without them) and the scores are computed on the hidden pixels only.
+
     Parameters
     ----------
-    models
-        Model names, model objects, or a single one.
-    holdout
+    da : xarray.DataArray
+        Gappy field, prepared as in :func:`inpaint`.
+    models : str, model object or sequence of them, default ("dineof",)
+        Model names, model objects, or a single one; any model :func:`inpaint` accepts.
+    holdout : str or xarray.DataArray, default "transplant"
         ``"transplant"`` (default): real cloud masks of other time steps pasted onto the
         clearest ones (DINEOF ``dineof_cvp``, DINCAE ``addcvpoint``); ``"clouds"``: DINEOF-style
         clustered clouds of ``cloud_size`` pixels; ``"random"``: single pixels (optimistic:
         isolated pixels are easy to fill); or a boolean DataArray on the data's grid.
-    fraction
+    fraction : float, default 0.1
         Share of the observed pixels to hide, in (0, 0.5].
-    n_samples
+    seed : int, default 0
+        Seed of the holdout and of the generative models.
+    n_samples : int, default 8
         Ensemble size for generative models (ensemble scores need at least 2).
-    fit
+    cloud_size : int, default 500
+        Pixels per cloud with ``holdout="clouds"``.
+    mask : xarray.DataArray or numpy.ndarray, optional
+        Boolean land/sea mask (True = sea), as in :func:`inpaint`.
+    transform : {"auto", "log10", "logit", "identity"}, default "auto"
+        Transform of the values, as in :func:`inpaint`; scores are given in it and in
+        physical units.
+    dims : dict, optional
+        Explicit axis names, e.g. ``{"T": "date", "Y": "row", "X": "col"}``.
+    by_time : bool, default False
+        Also return RMSE, bias and n per time step.
+    fit : dict, optional
         Training options (e.g. ``{"max_time": 120}``) for neural models: with it, each neural
         model is (re)trained on the data with the held-out pixels removed. Models trained on
         these data with :func:`xgenfill.train` are always refitted, so a held-out pixel never
         reaches training.
-    by_time
-        Also return RMSE, bias and n per time step.
-    covariates
-        Conditioning variables for neural models trained with them (never held out: they are
-        other variables).
-    keep_members
+    model_kwargs : dict, optional
+        Options per model label, e.g. ``{"dineof": {"nev": 20}}``.
+    spectrum_length : int, default 32
+        Length in pixels of the zonal segments of the error spectra.
+    keep_members : bool, default False
         Also return every member at every held-out pixel (``members``, transformed units), e.g.
         to score several models on the pixels they all filled.
+    covariates : xarray.DataArray or list of xarray.DataArray, optional
+        Conditioning variables for neural models trained with them (never held out: they are
+        other variables).
 
     Returns
     -------
-    xr.Dataset
+    xarray.Dataset
         Scores by ``model`` (and ``space``: transformed, physical), ensemble scores, the rank
         (PIT) histogram, zonal spectra and effective resolution, the distribution of filled vs
         observed values per held-out time step, and the exact ``holdout`` mask used.
+
+    Raises
+    ------
+    GenfillError
+        If nothing can be held out (too few observations, no cloud to transplant), the
+        holdout options are out of range, or :func:`inpaint` would refuse the input.
+
+    See Also
+    --------
+    inpaint : The fill being scored.
+    xgenfill.plot.plot_validation : Figure of the result.
+
+    Examples
+    --------
+    >>> import xgenfill
+    >>> chl = xgenfill.open_sample("oahu").chlor_a
+    >>> scores = xgenfill.validate(chl, models=["linear_time", "climatology"])
+    >>> scores.rmse.sel(space="transformed").dims
+    ('model',)
+    >>> scores.model.values.tolist()
+    ['linear_time', 'climatology']
     """
     if isinstance(models, (str, Filler)):
         models = [models]
