@@ -44,6 +44,8 @@ numpydoc_validation_exclude = {r"\.__init__$", r"^builtins\.", r"\.with_tracebac
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
+# sphinx-argparse's domain has no resolve_any_xref; MyST says so for every link it resolves
+suppress_warnings = ["myst.domains"]
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"xgenfill {release}"
