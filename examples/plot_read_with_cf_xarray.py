@@ -7,6 +7,9 @@ flag and its uncertainty in ``ancillary_variables``, and the flag carries ``flag
 ``flag_meanings``. cf-xarray reads them by meaning instead of by name.
 """
 
+import tempfile
+from pathlib import Path
+
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
 import matplotlib.pyplot as plt
 import xarray as xr
@@ -15,9 +18,10 @@ import xgenfill
 
 ds = xgenfill.open_sample("oahu")
 out = ds.chlor_a.genfill.inpaint(model="dineof", return_dataset=True)
-out.to_netcdf("oahu_filled.nc")
+path = Path(tempfile.mkdtemp()) / "oahu_filled.nc"
+out.to_netcdf(path)
 
-back = xr.open_dataset("oahu_filled.nc")
+back = xr.open_dataset(path)
 print(back.chlor_a.attrs["ancillary_variables"])
 print(back.cf.get_associated_variable_names("chlor_a"))
 

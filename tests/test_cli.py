@@ -66,3 +66,22 @@ def test_inpaint_fractions_from_the_command_line(tmp_path):
     assert main(["inpaint", str(src), str(dst2), "--var", *NAMES, "--model", "linear_time"]) == 0
     alone = xr.open_dataset(dst2)
     assert np.abs(sum(alone[n].values.astype(np.float64) for n in NAMES)[filled] - 1).max() > 1e-2
+
+
+def test_every_argument_has_help():
+    # the docs' CLI page is generated from the parser: an argument without help is undocumented
+    import argparse
+
+    from xgenfill.cli import build_parser
+
+    def walk(parser, prog):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{prog} {name}")
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                yield prog, action
+
+    undocumented = [f"{prog}: {a.dest}" for prog, a in walk(build_parser(), "xgenfill")
+                    if not a.help]
+    assert not undocumented

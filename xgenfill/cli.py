@@ -27,11 +27,19 @@ def _option(text: str) -> tuple[str, object]:
 
 def _fill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="diffusion",
-                   help="model name (diffusion, vae, dineof, ...) or weights path")
-    p.add_argument("--n-samples", type=int, default=1, help="ensemble size (generative models)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--transform", default="auto", choices=["auto", "log10", "logit", "identity"])
-    p.add_argument("--png", type=Path, help="also write a quick-look PNG")
+                   help="model name (diffusion, vae, dineof, linear_time, climatology, "
+                        "linear_space, anomaly), a registered pretrained name (xgenfill models "
+                        "list) or a weights path (default: %(default)s, the pretrained "
+                        "conditional diffusion model of the variable's family)")
+    p.add_argument("--n-samples", type=int, default=1,
+                   help="ensemble size of generative models; >1 adds the members' spread as "
+                        "<var>_uncertainty (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the generative sampler (default: %(default)s)")
+    p.add_argument("--transform", default="auto", choices=["auto", "log10", "logit", "identity"],
+                   help="transform of the values: auto = log10 for chlorophyll, logit for "
+                        "fractions, standardisation otherwise (default: %(default)s)")
+    p.add_argument("--png", type=Path, help="also write a quick-look PNG of one time step")
     p.add_argument("--option", "-o", type=_option, action="append", default=[],
                    metavar="KEY=VALUE", help="model option, e.g. -o nev=20 (repeatable)")
 
@@ -125,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inpaint", help="fill the gaps of variables of a NetCDF file")
-    p.add_argument("input", type=Path)
-    p.add_argument("output", type=Path)
+    p.add_argument("input", type=Path, help="NetCDF file with the gappy variable(s)")
+    p.add_argument("output", type=Path,
+                   help="NetCDF file to write: each variable filled, its <var>_filled_flag and "
+                        "<var>_uncertainty")
     p.add_argument("--var", required=True, nargs="+", help="variable(s) to fill")
     p.add_argument("--fractions", action="store_true",
                    help="the variables are fractions that sum to 1 (e.g. pico nano micro): "
@@ -136,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_inpaint)
 
     p = sub.add_parser("demo", help="fill the bundled real MODIS chl sample (no network)")
-    p.add_argument("output", type=Path, nargs="?", default=Path("xgenfill_demo.nc"))
+    p.add_argument("output", type=Path, nargs="?", default=Path("xgenfill_demo.nc"),
+                   help="NetCDF file to write (default: %(default)s)")
     _fill_args(p)
     p.set_defaults(func=_demo)
 
@@ -145,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = msub.add_parser("list", help="registered models, their size and availability")
     m.set_defaults(func=_models_list)
     m = msub.add_parser("download", help="fetch models into the cache (e.g. on a login node)")
-    m.add_argument("names", nargs="*")
+    m.add_argument("names", nargs="*", help="registered model names (xgenfill models list)")
     m.add_argument("--all", action="store_true", help="every downloadable model")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=_models_download)
