@@ -79,3 +79,23 @@ def test_explicit_dims_override_and_errors():
     assert (ax.time, ax.y, ax.x) == ("a", "b", "c")
     with pytest.raises(GenfillError, match="not a dimension"):
         find_axes(da, dims={"Y": "nope"})
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day", "julian"])
+def test_cftime_axis_keeps_the_real_spacing(calendar):
+    # days 0, 1, 2, 3, 10 with day 3 missing: linear in time gives 3.0 (was 6.0: the steps
+    # were taken as equally spaced)
+    import cftime
+
+    import xgenfill
+
+    times = [cftime.datetime(2001, 1, 1 + d, calendar=calendar) for d in (0, 1, 2, 3, 10)]
+    vals = np.zeros((5, 4, 4), np.float32) + np.array([0, 1, 2, np.nan, 10],
+                                                      np.float32)[:, None, None]
+    da = xr.DataArray(vals, dims=("time", "lat", "lon"), name="x",
+                      coords={"time": times, "lat": np.arange(4.0), "lon": np.arange(4.0)})
+    da[:, 0, 0] = [0, 1, 2, 3, 10]
+    out = xgenfill.inpaint(da, model="linear_time")
+    np.testing.assert_allclose(out.values[3, 1:, 1:], 3.0)
+    lazy = xgenfill.inpaint(da.chunk({"time": 5, "lat": 2}), model="linear_time")
+    np.testing.assert_allclose(lazy.values[3, 1:, 1:], 3.0)

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import xarray as xr
 
+import xgenfill
 from xgenfill.cli import main
 
 from .conftest import make_chl
@@ -46,7 +47,8 @@ def test_console_script_show_versions_and_demo(tmp_path):
     assert (tmp_path / "d.png").stat().st_size > 10_000
     ds = xr.open_dataset(tmp_path / "d.nc")
     assert int((ds.chl_filled_flag == 1).sum()) > 0
-    assert "model='diffusion'" in ds.chl.attrs["history"]
+    assert "model='diffusion'" in ds.attrs["history"]  # the global attribute, CF's place
+    assert "history" not in ds.chl.attrs
 
 
 def test_inpaint_fractions_from_the_command_line(tmp_path):
@@ -85,3 +87,61 @@ def test_every_argument_has_help():
     undocumented = [f"{prog}: {a.dest}" for prog, a in walk(build_parser(), "xgenfill")
                     if not a.help]
     assert not undocumented
+
+
+def test_warnings_are_one_clean_line(tmp_path):
+    ds = xgenfill.open_sample("phytofit").isel(time=slice(0, 10))
+    ds = ds.rename({"chl": "concentration"})
+    ds["concentration"].attrs = {"units": "mg m-3"}  # chl units, no chl name: warned
+    ds.to_netcdf(tmp_path / "in.nc")
+    res = subprocess.run([sys.executable, "-m", "xgenfill.cli", "inpaint", str(tmp_path / "in.nc"),
+                          str(tmp_path / "out.nc"), "--var", "concentration", "--model",
+                          "linear_time"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("xgenfill: warning: ") for ln in lines), lines
+    assert "treated as chlorophyll" in res.stderr and ".py:" not in res.stderr
+
+
+def test_cli_chunks_mask_file_dims_and_early_output_check(tmp_path):
+    ds = xgenfill.open_sample("phytofit").isel(time=slice(0, 12))
+    src = tmp_path / "in.nc"
+    ds.to_netcdf(src)
+    # a missing output folder fails before any fill, with the reason
+    res = subprocess.run([sys.executable, "-m", "xgenfill.cli", "inpaint", str(src),
+                          str(tmp_path / "nope" / "out.nc"), "--var", "chl"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    # a single image needs a mask: from another file, and the error names the option
+    one = ds.isel(time=[5]).rename({"time": "date", "lat": "row", "lon": "col"})
+    one = one.drop_vars(["date", "row", "col"])
+    one.to_netcdf(tmp_path / "one.nc")
+    sea = ds.chl.notnull().any("time").rename({"lat": "row", "lon": "col"}).drop_vars(
+        ["row", "col"]).astype("i1").rename("sea")
+    sea.to_netcdf(tmp_path / "mask.nc")
+    dims = "--dims=T=date,Y=row,X=col"
+    assert main(["inpaint", str(tmp_path / "one.nc"), str(tmp_path / "o1.nc"), "--var", "chl",
+                 "--model", "linear_space", dims]) == 2
+    assert main(["inpaint", str(tmp_path / "one.nc"), str(tmp_path / "o1.nc"), "--var", "chl",
+                 "--model", "linear_space", dims, "--mask", f"{tmp_path / 'mask.nc'}:sea"]) == 0
+    with xr.open_dataset(tmp_path / "o1.nc") as out:
+        assert int((out.chl_filled_flag == 1).sum()) > 0
+    # lazy processing gives the eager file
+    assert main(["inpaint", str(src), str(tmp_path / "lazy.nc"), "--var", "chl", "--model",
+                 "linear_time", "--chunks", "time=12,lat=48,lon=80"]) == 0
+    assert main(["inpaint", str(src), str(tmp_path / "eager.nc"), "--var", "chl", "--model",
+                 "linear_time"]) == 0
+    with xr.open_dataset(tmp_path / "lazy.nc") as a, xr.open_dataset(tmp_path / "eager.nc") as b:
+        np.testing.assert_allclose(a.chl.values, b.chl.values, rtol=1e-5)
+        assert (a.chl_filled_flag.values == b.chl_filled_flag.values).all()
+
+
+def test_cli_mask_option_errors_name_the_option(tmp_path, capsys):
+    ds = xgenfill.open_sample("phytofit").isel(time=[3])
+    ds.to_netcdf(tmp_path / "one.nc")
+    assert main(["inpaint", str(tmp_path / "one.nc"), str(tmp_path / "o.nc"), "--var", "chl",
+                 "--model", "linear_space"]) == 2
+    assert "--mask FILE:VAR" in capsys.readouterr().err
+    assert main(["inpaint", str(tmp_path / "one.nc"), str(tmp_path / "o.nc"), "--var", "chl",
+                 "--mask", f"{tmp_path / 'absent.nc'}:sea"]) == 2
+    assert "--mask file" in capsys.readouterr().err

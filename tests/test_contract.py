@@ -61,12 +61,15 @@ def test_dataset_form_flags_and_uncertainty():
     assert flag.dtype == np.int8
     assert list(flag.attrs["flag_values"]) == [0, 1, 2, 3]
     assert flag.attrs["flag_meanings"] == FLAG_MEANINGS
-    assert flag.attrs["standard_name"].endswith("status_flag")
+    assert flag.attrs["standard_name"] == "status_flag"  # the modifier form is deprecated
     obs = np.isfinite(da.values)
     assert (flag.values[obs] == 0).all()
     assert ((flag.values == 1) == (~obs & np.isfinite(ds.chl.values))).all()
     assert (unc.values[flag.values == 1] > 0).all()
-    assert (unc.values[obs] == 0).all()
+    assert np.isnan(unc.values[obs]).all()  # an observation is not claimed error-free
+    with_error = xgenfill.inpaint(da, model="dineof", return_dataset=True, obs_error=0.05)
+    np.testing.assert_allclose(with_error.chl_uncertainty.values[obs], 0.05)
+    assert "observation error" in with_error.chl_uncertainty.attrs["long_name"]
     assert np.isnan(unc.values[flag.values == 2]).all()
     # cf-xarray understands the flags
     import cf_xarray  # noqa: F401

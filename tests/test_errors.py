@@ -130,3 +130,25 @@ def test_absent_device():
         pytest.skip("CUDA present")
     with pytest.raises(GenfillError, match="CUDA is not available"):
         xgenfill.inpaint(make_chl(), model="dineof", device="cuda")
+
+
+def test_one_undecoded_fill_value_is_refused_not_spread():
+    # one 1e30 among SST near 15 degC made linear_time fill every gap with 0 and DINEOF with
+    # +/-1e28, silently
+    from .test_transforms import _sst_cube
+
+    da = _sst_cube()
+    da.values[2, 5, 5] = 1e30
+    for model in ("linear_time", "anomaly", "dineof"):
+        with pytest.raises(GenfillError, match=r"1 value\(s\) of 'analysed_sst'.*fill value"):
+            xgenfill.inpaint(da, model=model)
+    da.values[2, 5, 5] = -999.0  # a fill value of another convention
+    with pytest.raises(GenfillError, match="undecoded fill value"):
+        xgenfill.inpaint(da, model="linear_time")
+    da.attrs = {}  # no units: the distance from the bulk of the field alone catches 1e30
+    da.values[2, 5, 5] = 1e30
+    with pytest.raises(GenfillError, match="not plausible data"):
+        xgenfill.inpaint(da, model="linear_time")
+    da.attrs = {"units": "degC"}
+    da.values[2, 5, 5] = 35.0  # a warm pixel is data, not an outlier
+    assert np.isfinite(xgenfill.inpaint(da, model="linear_time").values).any()

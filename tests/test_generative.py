@@ -1,6 +1,8 @@
 """Diffusion and VAE gap fillers: exact observed pixels, skill on a field with known structure,
 seeded reproducibility across tilings, save/load, samplers and budgets."""
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -22,7 +24,8 @@ KINDS = ["diffusion", "vae"]
 def test_every_member_reproduces_observed_pixels(tiny_models, kind):
     da = make_chl()
     out = xgenfill.inpaint(da, model=tiny_models[kind], n_samples=3, seed=1)
-    assert out.dims == ("sample",) + da.dims and out.sizes["sample"] == 3
+    assert out.dims == ("member",) + da.dims and out.sizes["member"] == 3
+    assert out.member.attrs["standard_name"] == "realization"
     obs = np.isfinite(da.values)
     for k in range(3):
         assert np.array_equal(out.values[k][obs], da.values[obs])
@@ -306,8 +309,7 @@ def test_embedded_default_fills_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("XGENFILL_CACHE_DIR", str(tmp_path))
     da = make_chl(nt=8)
     out = da.genfill.inpaint(return_dataset=True)  # model="diffusion" by default
-    assert "diffusion-chl-v1" in out.chl.attrs["history"] or "sha256:b41b5f" in \
-        out.chl.attrs["history"]
+    assert "diffusion-chl-v1" in out.attrs["history"] or "sha256:b41b5f" in out.attrs["history"]
     assert int((out.chl_filled_flag == 1).sum()) > 0
 
 
@@ -316,13 +318,22 @@ def test_ensemble_dataset_form_has_mean_and_spread(tiny_models):
     m = tiny_models["vae"].copy()
     m.options["estimate"] = "members"  # the value is the members' mean
     ds = xgenfill.inpaint(da, model=m, n_samples=4, return_dataset=True)
-    assert "sample" not in ds.dims
+    assert "member" not in ds.dims
     members = xgenfill.inpaint(da, model=m, n_samples=4)
     gaps = ds.chl_filled_flag.values == 1
     logm = np.log10(members.values)
     np.testing.assert_allclose(np.log10(ds.chl.values[gaps]), logm.mean(0)[gaps], rtol=1e-4)
     np.testing.assert_allclose(ds.chl_uncertainty.values[gaps], logm.std(0, ddof=1)[gaps],
                                rtol=1e-3, atol=1e-6)
+    # members, point estimate and flags from one call, eagerly and lazily
+    both = xgenfill.inpaint(da, model=m, n_samples=4, return_dataset=True, keep_members=True)
+    np.testing.assert_array_equal(both.chl_members.values, members.values)
+    xr.testing.assert_equal(both.chl, ds.chl)
+    assert both.chl_members.dims == ("member",) + da.dims
+    assert both.member.attrs["standard_name"] == "realization"
+    lazy = xgenfill.inpaint(da.chunk({"time": 5}), model=m, n_samples=4, return_dataset=True,
+                            keep_members=True)
+    np.testing.assert_allclose(lazy.chl_members.values, members.values, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["diffusion", "vae"])
@@ -492,3 +503,41 @@ def test_pixel_validation_split_hides_real_cloud_shapes_from_training():
     assert m.meta["training"]["best_val_rmse_normalised"] is not None
     with pytest.raises(GenfillError, match="val_split"):
         xgenfill.train(da, model="vae", max_steps=2, val_split="time", progress=False)
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "vae"])
+def test_default_dataset_form_has_a_per_pixel_uncertainty(tiny_models, kind):
+    # n_samples=1: the value is the point estimate, the uncertainty the spread of
+    # uncertainty_members generated members (it was NaN at every filled pixel)
+    da = make_chl(nt=10)
+    model = tiny_models[kind]
+    ds = xgenfill.inpaint(da, model=model, return_dataset=True)
+    point = xgenfill.inpaint(da, model=model)
+    xr.testing.assert_allclose(ds.chl, point)
+    filled = ds.chl_filled_flag.values == 1
+    unc = ds.chl_uncertainty.values
+    assert np.isfinite(unc[filled]).mean() > 0.99 and (unc[filled] > 0).mean() > 0.99
+    assert "4 generated members" in ds.chl_uncertainty.attrs["comment"]
+    assert np.isnan(unc[np.isfinite(da.values)]).all()
+    assert "uncertainty_members=4" in ds.attrs["history"]
+    off = xgenfill.inpaint(da, model=model, return_dataset=True, uncertainty_members=0)
+    assert np.isnan(off.chl_uncertainty.values).all()
+    xr.testing.assert_allclose(off.chl, point)
+
+
+def test_an_implausible_member_loses_itself_not_the_pixel():
+    from xgenfill.plausible import drop_implausible
+
+    stack = np.array([[0.0, 5.0], [0.1, 0.2], [99.0, 0.3], [0.05, 0.25]])  # 3 members + point
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pixel refused: no warning
+        kept = drop_implausible(stack, -1.0, 1.0, point=True)
+    assert np.isnan(kept[0, 1]) and np.isnan(kept[2, 0])  # the two bad member values
+    assert np.isfinite(kept[-1]).all()  # the point estimate, hence both pixels, kept
+    with pytest.warns(xgenfill.GenfillWarning, match="1 of"):
+        refused = drop_implausible(stack, -1.0, 0.2, point=True)  # the point of pixel 1 is out
+    assert np.isnan(refused[:, 1]).all() and np.isfinite(refused[-1, 0])
+    # without a point estimate the value is the members' mean: any bad member refuses it
+    with pytest.warns(xgenfill.GenfillWarning):
+        plain = drop_implausible(stack[:-1], -1.0, 1.0)
+    assert np.isnan(plain).all()

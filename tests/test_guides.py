@@ -264,7 +264,7 @@ def test_residual_models_correct_their_first_guess(tmp_path, kind):
         members = xgenfill.inpaint(da, model=m, transform="identity", n_samples=2, seed=1)
     seen = ~np.isnan(v)
     for k in range(2):  # members reproduce the observations exactly
-        np.testing.assert_array_equal(members.isel(sample=k).values[seen], v[seen])
+        np.testing.assert_array_equal(members.isel(member=k).values[seen], v[seen])
     # and scatter around the first guess (the untrained network adds noise only)
     spread = members.values[:, 2][:, gap] - out.values[2][gap]
     assert abs(np.nanmean(spread)) < 0.1 < np.nanstd(spread)
@@ -288,7 +288,7 @@ def test_residual_diffusion_samplers_keep_observations_and_the_first_guess(sampl
         members = xgenfill.inpaint(da, model=m, transform="identity", n_samples=2, seed=3)
     seen, gap = ~np.isnan(v), np.isnan(v) & ~np.isnan(guess)
     for k in range(2):
-        np.testing.assert_array_equal(members.isel(sample=k).values[seen], v[seen])
+        np.testing.assert_array_equal(members.isel(member=k).values[seen], v[seen])
     spread = members.values[:, gap] - guess[gap]
     assert abs(np.nanmean(spread)) < 0.1 < np.nanstd(spread)
 

@@ -1,4 +1,8 @@
+import warnings
+
 import numpy as np
+import pandas as pd
+import xarray as xr
 import pytest
 
 import xgenfill
@@ -53,3 +57,84 @@ def test_fraction_fill_stays_in_unit_interval():
     out = xgenfill.inpaint(frac, model="linear_time")
     v = out.values[np.isfinite(out.values)]
     assert v.min() >= 0 and v.max() <= 1
+
+
+# -- variable families: the right pretrained model for the variable, or a clear refusal --------
+
+def _sst_cube():
+    import xgenfill  # noqa: F401
+
+    from .conftest import make_clouds, make_field
+
+    values = 15.0 + 3.0 * make_field(nt=8, ny=24, nx=32)
+    values[make_clouds(values.shape)] = np.nan
+    return xr.DataArray(values.astype(np.float32), dims=("time", "lat", "lon"),
+                        coords={"time": pd.date_range("2020-01-01", periods=8),
+                                "lat": np.linspace(30, 31, 24), "lon": np.linspace(0, 1, 32)},
+                        name="analysed_sst", attrs={"standard_name": "sea_surface_temperature",
+                                                    "units": "degC"})
+
+
+def test_sst_fill_offline_uses_the_embedded_sst_weights(monkeypatch, tmp_path):
+    import json
+    from importlib import resources
+
+    import xgenfill
+
+    monkeypatch.setenv("XGENFILL_OFFLINE", "1")
+    monkeypatch.setenv("XGENFILL_CACHE_DIR", str(tmp_path))  # empty cache
+    reg = json.loads((resources.files("xgenfill") / "registry.json").read_text())
+    sst_hash = reg["models"]["vae-sst-v1"]["files"]["vae-sst-v1.safetensors"]
+    chl_hash = reg["models"]["vae-chl-v1"]["files"]["vae-chl-v1.safetensors"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", xgenfill.GenfillWarning)  # identified: no guess to warn
+        out = xgenfill.inpaint(_sst_cube(), model="vae", progress=False)
+    assert sst_hash[:12] in out.attrs["history"] and chl_hash[:12] not in out.attrs["history"]
+
+
+def test_pretrained_model_of_another_family_or_transform_is_refused(chl):
+    import xgenfill
+
+    sst = _sst_cube()
+    with pytest.raises(xgenfill.GenfillError, match="trained on 'chl' in 'log10' space"):
+        xgenfill.inpaint(sst, model="vae-chl-v1")
+    with pytest.raises(xgenfill.GenfillError, match="transform='identity'"):
+        xgenfill.inpaint(chl, model="diffusion-sst-v1")
+    # chlorophyll forced into linear space: no pretrained model knows it there
+    with pytest.raises(xgenfill.GenfillError, match="work in log10"):
+        xgenfill.inpaint(chl, model="vae", transform="identity")
+    with pytest.raises(xgenfill.GenfillError, match="work in log10"):
+        xgenfill.validate(chl, models=["vae"], transform="identity")
+    # the same rule for lazy inputs, before anything is computed
+    with pytest.raises(xgenfill.GenfillError, match="trained on 'chl'"):
+        xgenfill.inpaint(sst.chunk({"time": 4}), model="vae-chl-v1")
+
+
+def test_trained_model_is_refused_in_another_transform(chl):
+    import xgenfill
+
+    model = xgenfill.train(chl, model="vae", max_steps=2, batch_size=2, patch=16,
+                           progress=False, widths=(8, 16))
+    assert model.meta["transform"] == "log10"
+    with pytest.raises(xgenfill.GenfillError, match="pass transform='log10'"):
+        xgenfill.inpaint(chl, model=model, transform="identity")
+
+
+def test_unidentified_variable_gets_a_warning_naming_transform_and_family():
+    import xgenfill
+
+    da = _sst_cube().rename("x")
+    da.attrs = {}
+    with pytest.warns(xgenfill.GenfillWarning, match=r"transform='identity'.*SST-family"):
+        out = xgenfill.inpaint(da, model="vae", progress=False)
+    assert np.isfinite(out.values).sum() > np.isfinite(da.values).sum()
+
+
+def test_chlorophyll_units_without_a_chl_name_are_log10_with_a_warning(chl):
+    import xgenfill
+    from xgenfill.transforms import choose_transform
+
+    da = chl.rename("concentration")
+    da.attrs = {"units": "mg m-3"}
+    with pytest.warns(xgenfill.GenfillWarning, match="treated as chlorophyll"):
+        assert choose_transform(da, da.values).name == "log10"

@@ -137,7 +137,11 @@ def test_cli_models_commands(registry, capsys, tmp_path):
 
 def test_registry_files_are_hashed_and_embedded_files_match():
     reg = json.loads((zoo.resources.files("xgenfill") / "registry.json").read_text())
-    assert reg["embedded_defaults"]["diffusion"] in reg["models"]
+    for kind in ("diffusion", "vae"):  # every family works offline, with its own weights
+        for family in ("chl", "sst"):
+            name = reg["embedded_defaults"][kind][family]
+            assert reg["models"][name]["embedded"] and reg["models"][name]["variable"] == family
+            assert reg["models"][name]["kind"] == kind
     for name, entry in reg["models"].items():
         assert entry["files"] and all(len(h) == 64 for h in entry["files"].values()), name
         card = entry["card"]
@@ -155,5 +159,13 @@ def test_embedded_default_loads_without_cache_or_network(monkeypatch, tmp_path):
     _block_network(monkeypatch)
     model = zoo.default_model("diffusion", "chl")
     assert model.kind == "diffusion" and model.nfe() <= 20
-    sst = zoo.default_model("vae", "sst")  # SST model not cached: the embedded one serves
-    assert sst.kind == "vae"
+    sst = zoo.default_model("vae", "sst")  # the embedded SST model, not the chl one
+    assert sst.kind == "vae" and sst.meta["variable"] == "sst"
+    assert sst.meta["transform"] == "identity"
+
+
+def test_file_mirror_is_not_reported_as_a_hash_failure(registry, monkeypatch):
+    reg, served, url, requests = registry
+    monkeypatch.setenv("XGENFILL_BASE_URL", served.as_uri())
+    with pytest.raises(OfflineError, match="file:// URLs: copy the files into XGENFILL_CACHE"):
+        zoo.load("tiny-v1")

@@ -4,6 +4,8 @@
 pooch are only imported when a model runs or weights are fetched.
 """
 
+import logging
+
 from . import accessor  # noqa: F401  (registers .genfill)
 from ._version import __version__
 from .api import inpaint, inpaint_dataset, train
@@ -22,3 +24,6 @@ __all__ = [
     "open_sample", "show_versions", "GenfillError", "GenfillWarning", "OfflineError",
     "WeightsError",
 ]
+
+# A library logs, the application decides what to show (``logging.getLogger("xgenfill")``).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

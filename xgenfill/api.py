@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import GenfillError
+from .errors import GenfillError, warn
 from .models.base import Cube, Fill, Filler
 from .models.registry import get_filler
-from .post import assemble
+from .post import assemble, merge_into
 from .prepare import Prepared, prepare
+from .transforms import describe, variable_family
 
 __all__ = ["inpaint", "inpaint_dataset"]
 
@@ -70,20 +71,88 @@ def _check_covariates(filler: Filler, cov: np.ndarray | None) -> None:
                            "covariates=...))")
 
 
+def check_seed(seed: Any, allow_none: bool = True) -> None:
+    """Refuse a seed that is not an integer (``seed="abc"`` failed deep in numpy)."""
+    if seed is None and allow_none:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise GenfillError(f"seed must be an integer{' or None' if allow_none else ''}, got "
+                           f"{seed!r}")
+
+
 def _call_repr(model: Any, **kw: Any) -> str:
     label = model if isinstance(model, str) else getattr(model, "name", type(model).__name__)
     args = ", ".join([f"model={str(label)!r}"] + [f"{k}={v!r}" for k, v in kw.items()])
     return f"xgenfill.inpaint({args})"
 
 
-def build_filler(model: "str | Path | Filler", transform_name: str, **model_kwargs: Any
-                 ) -> Filler:
-    """Build a model; the generic pretrained names pick the chl or SST family from the
-    data's transform (log10: chlorophyll-like)."""
+def build_filler(model: "str | Path | Filler", transform_name: str,
+                 variable: xr.DataArray | None = None, **model_kwargs: Any) -> Filler:
+    """Build a model for a variable in a transform, refusing pretrained or trained models that
+    were not trained for both.
+
+    The generic names ``"diffusion"`` and ``"vae"`` pick the pretrained model of the
+    variable's family (chlorophyll in log10, SST standardised); a variable whose metadata say
+    neither gets the SST family with a warning that says so.
+    """
+    family = None if variable is None else variable_family(variable, transform_name)
+    label = "the data" if variable is None else describe(variable)
     if isinstance(model, str) and model in ("diffusion", "vae"):
-        family = "chl" if transform_name == "log10" else "sst"
-        return get_filler(model, variable=family, **model_kwargs)
-    return get_filler(model, **model_kwargs)
+        return get_filler(model, variable=_generic_family(model, transform_name, family, label),
+                          **model_kwargs)
+    filler = get_filler(model, **model_kwargs)
+    check_trained_for(filler, transform_name, family, label)
+    return filler
+
+
+def _generic_family(model: str, transform_name: str, family: str | None, label: str) -> str:
+    if family in ("chl", "sst"):
+        return family
+    if family == "fraction":
+        raise GenfillError(f"no pretrained model knows fractions ({label}, logit space): use a "
+                           "classical model (model='dineof' or 'anomaly'), inpaint_fractions() "
+                           "for fractions that sum to 1, or train one (xgenfill.train)")
+    if family == "chl-linear":
+        raise GenfillError(f"{label} is chlorophyll filled in {transform_name!r} space, but the "
+                           "pretrained chlorophyll models work in log10: drop transform= (or "
+                           "pass transform='log10'), use a classical model (model='dineof'), "
+                           "or train one in this transform (xgenfill.train)")
+    if transform_name == "log10":
+        warn(f"{label} is not identified as chlorophyll by its metadata; it is filled in log10 "
+             f"with the chlorophyll-family pretrained {model!r} model (as transform='log10' "
+             "asks); check the fill with validate() or train one on these data")
+        return "chl"
+    warn(f"xgenfill cannot tell what {label} is: its metadata say neither chlorophyll nor sea "
+         f"temperature. It is standardised (transform={transform_name!r}) and filled with the "
+         f"SST-family pretrained {model!r} model. Check the fill with validate(), pass a "
+         "classical model (model='dineof'), or train one on these data (xgenfill.train)")
+    return "sst"
+
+
+def check_trained_for(filler: Filler, transform_name: str, family: str | None,
+                      label: str = "the data") -> None:
+    """Refuse a learned model trained in another transform or, if pretrained, for another
+    variable family; warn when the variable cannot be identified."""
+    meta = getattr(filler, "meta", None) or {}
+    trained = meta.get("transform")
+    if trained and trained != transform_name:
+        raise GenfillError(
+            f"model {filler.name!r} was trained on {meta.get('variable', '?')!r} in {trained!r} "
+            f"space, but {label} is filled in {transform_name!r} space: pass "
+            f"transform={trained!r} if these data are of that kind, choose a model for this "
+            "variable (model=...), or train one on it (xgenfill.train)")
+    if meta.get("trained_on") != "pretrained":
+        return
+    own = meta.get("variable")
+    if family is None:
+        warn(f"xgenfill cannot identify {label} by its metadata; the pretrained model "
+             f"{filler.name!r} ({own} family, {trained} space) is applied to it as asked. Check "
+             "the fill with validate() or train one on these data (xgenfill.train)")
+    elif family != own:
+        raise GenfillError(
+            f"pretrained model {filler.name!r} is for {own!r}, but {label} is {family!r}: pass "
+            f"model='diffusion' (or 'vae') for the pretrained model of its own family, a "
+            "classical model (model='dineof'), or train one (xgenfill.train)")
 
 
 def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None,
@@ -106,7 +175,9 @@ def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None,
 def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_samples: int = 1,
             seed: int | None = 0, mask: xr.DataArray | np.ndarray | None = None,
             transform: str = "auto", dims: dict[str, str] | None = None,
-            return_dataset: bool = False, progress: bool = True,
+            return_dataset: bool = False, keep_members: bool = False,
+            uncertainty_members: int = 4, obs_error: "float | xr.DataArray | None" = None,
+            progress: bool = False,
             covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **model_kwargs: Any
             ) -> xr.DataArray | xr.Dataset:
     """Fill the gaps (NaN) of a gridded field.
@@ -131,7 +202,8 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
         object from :func:`xgenfill.train`.
     n_samples : int, default 1
         Ensemble size for generative models. With ``n_samples > 1`` the DataArray form returns
-        the members along a new ``sample`` dimension; the Dataset form returns the point
+        the members along a new ``member`` dimension (CF ``standard_name: realization``, the
+        name xskillscore and climpred use); the Dataset form returns the point
         estimate and a ``<var>_uncertainty`` spread.
     seed : int or None, default 0
         Seed of the generative sampler (the same seed gives the same output, whatever the
@@ -146,9 +218,21 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     return_dataset : bool, default False
         Return a Dataset with ``<var>``, ``<var>_filled_flag`` (CF flags) and
         ``<var>_uncertainty`` linked through ``ancillary_variables``.
-    progress : bool, default True
+    keep_members : bool, default False
+        With ``return_dataset=True`` and ``n_samples > 1``, also return every member as
+        ``<var>_members`` (along ``member``): members, point estimate and flags in one call.
+    uncertainty_members : int, default 4
+        With ``return_dataset=True`` and ``n_samples=1``, a generative model also generates
+        this many members so that ``<var>_uncertainty`` is their spread at every filled pixel
+        (the value stays the model's point estimate). It costs as many fills (diffusion: 6
+        network calls each, against 1 for the point estimate); ``0`` skips it (NaN).
+    obs_error : float or xarray.DataArray, optional
+        Observation error (standard deviation, in the uncertainty's transformed units: log10
+        for chlorophyll) given to observed pixels in ``<var>_uncertainty``; NaN without it.
+    progress : bool, default False
         Show a tqdm progress bar over the time steps of eager neural fills (dask inputs use
-        dask's own progress reporting).
+        dask's own progress reporting, e.g. ``dask.diagnostics.ProgressBar``). Off by
+        default in library calls, as in xarray and pooch; the CLI shows it.
     covariates : xarray.DataArray or list of xarray.DataArray, optional
         Extra variables on the same grid that condition a neural model trained with them
         (``xgenfill.train(..., covariates=...)``), e.g. SST for chlorophyll; gaps allowed.
@@ -159,9 +243,11 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     Returns
     -------
     xarray.DataArray or xarray.Dataset
-        Same dims, coords, dtype and attributes as ``da`` (plus a ``history`` line); observed
-        pixels are bit-identical to the input, which is never modified. A Dataset with
-        ``return_dataset=True``.
+        Same dims, coords, dtype and attributes as ``da`` (plus a ``history`` line; range
+        attributes such as ``actual_range`` updated to the filled values); observed pixels
+        are bit-identical to the input, which is never modified. With
+        ``return_dataset=True`` a CF Dataset: the ``history`` line is a global attribute,
+        the flag and uncertainty are stored compressed like ``da``.
 
     Raises
     ------
@@ -198,8 +284,13 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     >>> out.chlor_a_filled_flag.attrs["flag_meanings"]
     'observed filled land_or_masked not_filled'
     """
-    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+    if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) \
+            or n_samples < 1:
         raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
+    check_seed(seed)
+    if not isinstance(uncertainty_members, (int, np.integer)) or uncertainty_members < 0:
+        raise GenfillError(f"uncertainty_members must be 0 or a positive integer, got "
+                           f"{uncertainty_members!r}")
     from .lazy import inpaint_lazy, is_lazy
 
     lazy = isinstance(da, xr.DataArray) and is_lazy(da)
@@ -210,17 +301,24 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     else:
         prep = prepare(da, mask=mask, transform=transform, dims=dims)
         tf_name = prep.transform.name
-    filler = build_filler(model, tf_name, **model_kwargs)
+    filler = build_filler(model, tf_name, da if lazy else prep.source, **model_kwargs)
     if n_samples > 1 and not filler.stochastic:
         raise GenfillError(f"model {filler.name!r} is deterministic: n_samples must be 1 "
                            "(use model='diffusion' or 'vae' for ensembles)")
+    asked = n_samples
+    if return_dataset and n_samples == 1 and filler.stochastic and uncertainty_members > 1:
+        n_samples = int(uncertainty_members)  # members for the spread; the value is the point
+        model_kwargs_call = dict(model_kwargs, uncertainty_members=n_samples)
+    else:
+        model_kwargs_call = model_kwargs
     if lazy:
         if covariates is not None:
             raise GenfillError("covariates are not supported for dask inputs yet; load them")
-        call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
+        call = _call_repr(model, n_samples=asked, seed=seed, **model_kwargs_call)
         return inpaint_lazy(da, filler, n_samples=n_samples, seed=seed, mask=mask,
                             transform=transform, dims=dims, return_dataset=return_dataset,
-                            call=call)
+                            call=call, keep_members=keep_members and asked > 1,
+                            obs_error=obs_error)
     cov = prepare_covariates(covariates, prep)
     _check_covariates(filler, cov)
     previous = getattr(filler, "progress", None)
@@ -231,10 +329,11 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     finally:
         if previous is not None:
             filler.progress = previous
-    call = _call_repr(model, n_samples=n_samples, seed=seed, **model_kwargs)
+    call = _call_repr(model, n_samples=asked, seed=seed, **model_kwargs_call)
     result = assemble(prep, fills, call=call, weights=filler.weights_hash,
                       members=n_samples > 1 and not return_dataset,
-                      return_dataset=return_dataset)
+                      return_dataset=return_dataset, keep_members=keep_members and asked > 1,
+                      obs_error=obs_error)
     if return_dataset:
         info = {k: v for f in fills for k, v in f.info.items()
                 if isinstance(v, (int, float, str))}
@@ -301,14 +400,7 @@ def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
     if not variables:
         raise GenfillError("no variable to fill in this dataset")
     parts = [inpaint(ds[v], model=model, return_dataset=True, **kwargs) for v in variables]
-    out = ds.copy()
-    for part in parts:
-        for name, var in part.data_vars.items():
-            out[name] = var
-    out.attrs = dict(ds.attrs)
-    hist = parts[0].attrs["history"]
-    out.attrs["history"] = hist if "history" not in ds.attrs else f"{hist}\n{ds.attrs['history']}"
-    return out
+    return merge_into(ds, parts)
 
 
 def _adapt_init(filler: "Filler", arch: dict[str, Any]) -> "Filler":
@@ -329,7 +421,7 @@ def _adapt_init(filler: "Filler", arch: dict[str, Any]) -> "Filler":
 def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
           transform: str = "auto", dims: dict[str, str] | None = None, max_steps: int = 2000,
           max_time: float | None = None, device: str = "auto", seed: int = 0,
-          progress: bool = True, init: "str | Path | Filler | None" = None,
+          progress: bool = False, init: "str | Path | Filler | None" = None,
           batch_size: int = 16, patch: int = 64, lr: float = 2e-3, val_fraction: float = 0.1,
           augment: bool = False, val_split: str = "auto",
           covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **arch: Any
@@ -368,7 +460,7 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed : int, default 0
         Seed of the initialisation, the crops and their transplanted clouds.
-    progress : bool, default True
+    progress : bool, default False
         Show a tqdm progress bar over the training steps.
     init : str, path or model object, optional
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
@@ -430,6 +522,7 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     >>> bool(filled.notnull().sum() > chl.notnull().sum())
     True
     """
+    check_seed(seed, allow_none=False)
     from .models.io import model_classes
     from .models.neural import NeuralFiller
 

@@ -141,12 +141,29 @@ def check_coordinates(da: xr.DataArray, axes: Axes) -> None:
         index = da.indexes.get(dim)
         if index is None:
             continue
+        if index.hasnans:  # NaT in time, NaN in latitude: sorting would not help
+            raise GenfillError(f"coordinate {dim!r} has {int(index.isna().sum())} missing "
+                               f"value(s) (NaT/NaN); drop those steps or rows first (e.g. "
+                               f"da.sel({{{dim!r}: da[{dim!r}].notnull()}}))")
         if not index.is_unique:
             raise GenfillError(f"coordinate {dim!r} has duplicated values; remove them first "
                                f"(e.g. da.drop_duplicates({dim!r}))")
         if not (index.is_monotonic_increasing or index.is_monotonic_decreasing):
+            if dim == axes.x and _wraps_at_360(np.asarray(index, dtype=float)):
+                raise GenfillError(
+                    f"longitude {dim!r} runs across 0/360 (e.g. 354..359, 0..5): convert it to "
+                    f"-180..180 first (da.assign_coords({dim}=((da.{dim} + 180) % 360) - 180)"
+                    f".sortby({dim!r})); sorting it as it is would put a seam in the middle")
             raise GenfillError(f"coordinate {dim!r} is not monotonic; sort it first "
                                f"(da.sortby({dim!r}))")
+
+
+def _wraps_at_360(lon: np.ndarray) -> bool:
+    """Longitudes that increase except for one drop of about 360 degrees."""
+    if lon.dtype.kind not in "fi" or lon.size < 3:
+        return False
+    drops = np.nonzero(np.diff(lon) < 0)[0]
+    return drops.size == 1 and lon[drops[0]] - lon[drops[0] + 1] > 180
 
 
 def is_periodic_longitude(da: xr.DataArray, axes: Axes) -> bool:

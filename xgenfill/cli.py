@@ -6,7 +6,9 @@ Thin wrappers over the Python API; bad input exits non-zero with a one-line reas
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -26,11 +28,12 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def _fill_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="diffusion",
+    p.add_argument("--model", default=None,
                    help="model name (diffusion, vae, dineof, linear_time, climatology, "
                         "linear_space, anomaly), a registered pretrained name (xgenfill models "
-                        "list) or a weights path (default: %(default)s, the pretrained "
-                        "conditional diffusion model of the variable's family)")
+                        "list) or a weights path (default: diffusion, the pretrained "
+                        "conditional diffusion model of the variable's family; with "
+                        "--fractions: anomaly, as no pretrained model knows fractions)")
     p.add_argument("--n-samples", type=int, default=1,
                    help="ensemble size of generative models; >1 adds the members' spread as "
                         "<var>_uncertainty (default: %(default)s)")
@@ -45,7 +48,13 @@ def _fill_args(p: argparse.ArgumentParser) -> None:
 
 
 def _write(ds, original, out: Path, png: Path | None) -> None:
-    ds.to_netcdf(out)
+    if any(v.chunks for v in ds.data_vars.values()):  # lazy: the fill runs while writing
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(out=sys.stderr):
+            ds.to_netcdf(out)
+    else:
+        ds.to_netcdf(out)
     print(f"wrote {out}")
     if png is not None:
         from .plot import plot_fill
@@ -54,45 +63,123 @@ def _write(ds, original, out: Path, png: Path | None) -> None:
         print(f"wrote {png}")
 
 
+def _mapping(text: str, what: str, cast=str) -> dict:
+    """``"a=1,b=2"`` -> ``{"a": 1, "b": 2}``."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"{what}: expected NAME=VALUE[,NAME=VALUE...], "
+                                             f"got {text!r}")
+        try:
+            out[key.strip()] = cast(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: {value!r} is not a {cast.__name__}")
+    return out
+
+
+def _chunks(text: str) -> dict:
+    return _mapping(text, "--chunks", int)
+
+
+def _dims(text: str) -> dict:
+    out = _mapping(text, "--dims")
+    bad = sorted(set(out) - {"T", "Y", "X"})
+    if bad:
+        raise argparse.ArgumentTypeError(f"--dims: keys are T, Y and X, got {bad}")
+    return out
+
+
+def _mask_spec(text: str) -> tuple[Path, str]:
+    path, sep, var = text.rpartition(":")
+    if not sep or not path or not var:
+        raise argparse.ArgumentTypeError(f"--mask: expected FILE:VAR, got {text!r}")
+    return Path(path), var
+
+
+def _read_mask(path: Path, var: str):
+    import xarray as xr
+
+    from .errors import GenfillError
+
+    if not path.exists():
+        raise GenfillError(f"--mask file {path} does not exist")
+    with xr.open_dataset(path) as mds:
+        if var not in mds.variables:
+            raise GenfillError(f"--mask variable {var!r} not in {path} (has "
+                               f"{list(mds.data_vars)})")
+        mask = mds[var].load()
+    if mask.dtype != bool:  # 1 / 0 (or any non-zero) = sea, as in --mask-var
+        mask = mask.fillna(0) != 0
+    return mask
+
+
+def _check_output(path: Path, source: Path | None = None) -> None:
+    """Fail before the fill, not after it, when the result cannot be written."""
+    from .errors import GenfillError
+
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise GenfillError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise GenfillError(f"cannot write {path}: folder {parent} is not writable")
+    if source is not None and path.exists() and path.resolve() == source.resolve():
+        raise GenfillError(f"output {path} is the input file: write to another path")
+
+
 def _inpaint(args: argparse.Namespace) -> None:
     import xarray as xr
 
-    from .api import inpaint
+    from .api import inpaint_dataset
     from .errors import GenfillError
     from .fractions import inpaint_fractions
 
     if not args.input.exists():
         raise GenfillError(f"input file {args.input} does not exist")
-    with xr.open_dataset(args.input) as ds:
-        ds = ds.load()
+    _check_output(args.output, args.input)
+    if args.png is not None:
+        _check_output(args.png, args.input)
+    if args.chunks:  # lazy: read, fill and write chunk by chunk (files larger than memory)
+        ds = xr.open_dataset(args.input, chunks=args.chunks)
+    else:
+        with xr.open_dataset(args.input) as ds:
+            ds = ds.load()
     for var in args.var:
         if var not in ds.data_vars:
             raise GenfillError(f"variable {var!r} not in {args.input} (has {list(ds.data_vars)})")
     mask = None
+    if args.mask_var and args.mask:
+        raise GenfillError("give --mask FILE:VAR or --mask-var VAR, not both")
     if args.mask_var:
         if args.mask_var not in ds:
-            raise GenfillError(f"mask variable {args.mask_var!r} not in {args.input}")
+            raise GenfillError(f"--mask-var {args.mask_var!r} is not a variable of {args.input} "
+                               f"(has {list(ds.data_vars)})")
         mask = ds[args.mask_var]
-    common = dict(model=args.model, n_samples=args.n_samples, seed=args.seed, mask=mask,
-                  **dict(args.option))
+    elif args.mask:
+        mask = _read_mask(*args.mask)
+    model = args.model or ("anomaly" if args.fractions else "diffusion")
+    common = dict(model=model, n_samples=args.n_samples, seed=args.seed, mask=mask,
+                  dims=args.dims, progress=True, **dict(args.option))
     if args.fractions:
         if args.transform != "auto":
             raise GenfillError("--fractions fills centred log-ratios: leave --transform alone")
-        names = [v for var in args.var for v in (var, f"{var}_filled_flag", f"{var}_uncertainty")]
-        out = inpaint_fractions(ds, args.var, **common)[names]
-    else:
-        out = xr.merge([inpaint(ds[var], transform=args.transform, return_dataset=True,
-                                **common) for var in args.var], combine_attrs="override")
+        out = inpaint_fractions(ds, args.var, **common)
+    else:  # the input's other variables and global attributes are kept
+        out = inpaint_dataset(ds, args.var, transform=args.transform, **common)
     _write(out, ds[args.var[0]], args.output, args.png)
 
 
 def _demo(args: argparse.Namespace) -> None:
+    _check_output(args.output)
+    if args.png is not None:
+        _check_output(args.png)
     from .api import inpaint
     from .samples import open_sample
 
     ds = open_sample("phytofit")
+    args.model = args.model or "diffusion"
     out = inpaint(ds.chl, model=args.model, n_samples=args.n_samples, seed=args.seed,
-                  return_dataset=True, **dict(args.option))
+                  return_dataset=True, progress=True, **dict(args.option))
     flags = out.chl_filled_flag
     print(f"filled {int((flags == 1).sum())} gap pixels of the bundled MODIS chl sample "
           f"({dict(ds.chl.sizes)}) with model={args.model!r}")
@@ -141,7 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fractions", action="store_true",
                    help="the variables are fractions that sum to 1 (e.g. pico nano micro): "
                         "fill them together so that every filled pixel sums to 1")
-    p.add_argument("--mask-var", help="land/sea mask variable in the same file (1 = sea)")
+    p.add_argument("--mask-var", metavar="VAR",
+                   help="land/sea mask variable in the same file (non-zero or True = sea)")
+    p.add_argument("--mask", type=_mask_spec, metavar="FILE:VAR",
+                   help="land/sea mask from another file on the same grid (non-zero or True = "
+                        "sea); needed for single images, where land cannot be told from clouds")
+    p.add_argument("--chunks", type=_chunks, metavar="DIM=N,...",
+                   help="process lazily with dask in chunks of these sizes, e.g. "
+                        "time=30,lat=512,lon=512, for files larger than memory")
+    p.add_argument("--dims", type=_dims, metavar="T=NAME,Y=NAME,X=NAME",
+                   help="axis names when the metadata do not say, e.g. T=date,Y=row,X=col")
     _fill_args(p)
     p.set_defaults(func=_inpaint)
 
@@ -168,17 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # one clean line, like the errors: the Python location of the warning means nothing here
+    text = " ".join(str(message).split())
+    print(f"xgenfill: warning: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import GenfillError
 
-    try:
-        args.func(args)
-    except (GenfillError, OSError, KeyError) as err:
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"xgenfill: error: {msg}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            args.func(args)
+        except (GenfillError, OSError, KeyError) as err:
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            msg = msg.replace("pass mask=", "pass --mask FILE:VAR (or --mask-var VAR)")
+            print(f"xgenfill: error: {msg}", file=sys.stderr)
+            return 2
     return 0
 
 

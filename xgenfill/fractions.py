@@ -16,10 +16,10 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
-from .api import build_filler, inpaint
+from .api import check_seed, inpaint
 from .axes import find_axes
 from .errors import GenfillError, warn
-from .post import dataset_form, history_line, status_codes
+from .post import MEMBER, dataset_form, history_line, merge_into, range_attrs, status_codes
 from .prepare import user_mask_array
 from .transforms import LOGIT_EPS, TRANSFORMS
 
@@ -27,6 +27,9 @@ __all__ = ["inpaint_fractions", "to_log_ratios", "from_log_ratios"]
 
 # An observed partial sum above 1 by more than float32 rounding leaves nothing to share out.
 SUM_TOLERANCE = 1e-5
+# Fully observed pixels must sum to 1 within this (retrievals round their fractions); a
+# composition whose typical pixel misses it is refused, a few pixels that do are reported.
+CLOSURE_TOLERANCE = 0.01
 _COMPONENT = "component"
 
 
@@ -49,6 +52,27 @@ def _fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...]) -> list[x
     # values at hand are checked now; dask blocks when they are computed
     return [f.copy(data=f.data.map_blocks(_checked, var=f.name, dtype=f.dtype))
             if f.chunks is not None else _checked(f, f.name) for f in fracs]
+
+
+def _check_closure(fracs: list[xr.DataArray], variables: list[str]) -> None:
+    """Refuse fractions that are not one composition (their complete pixels do not sum to 1);
+    warn about the pixels that miss it by more than ``CLOSURE_TOLERANCE``."""
+    total = sum(np.asarray(f.values, np.float64) for f in fracs)
+    complete = np.isfinite(total)
+    if not complete.any():
+        return
+    miss = np.abs(total[complete] - 1.0)
+    if np.median(miss) > CLOSURE_TOLERANCE:
+        raise GenfillError(
+            f"{variables} do not sum to 1 where all are observed (median sum "
+            f"{np.median(total[complete]):.3g} over {int(complete.sum())} pixels; tolerance "
+            f"{CLOSURE_TOLERANCE}): they are not the fractions of one composition. Pass all "
+            "of its fractions, or divide them by their sum")
+    n = int((miss > CLOSURE_TOLERANCE).sum())
+    if n:
+        warn(f"{n} of {int(complete.sum())} fully observed pixels of {variables} do not sum to "
+             f"1 within {CLOSURE_TOLERANCE} (worst {float(miss.max()):.3g}); they are kept as "
+             "they are, and the fills of their neighbours sum to 1")
 
 
 def _checked(values, var: str):
@@ -139,11 +163,36 @@ def close(fracs: list[xr.DataArray], shares: xr.DataArray) -> list[xr.DataArray]
     return [xr.where(o, f, left * p / missing_share) for f, o, p in zip(fracs, observed, parts)]
 
 
+def _clr_filler(spec: Any, **model_kwargs: Any) -> Any:
+    """A model for centred log-ratio fields: classical, or trained on such fields; never a
+    pretrained chlorophyll or SST model (log-ratios are neither)."""
+    from .models.registry import get_filler
+
+    if isinstance(spec, str) and spec in ("diffusion", "vae"):
+        filler = None
+    else:
+        filler = get_filler(spec, **model_kwargs)
+    meta = getattr(filler, "meta", None) or {}
+    if filler is None or meta.get("trained_on") == "pretrained":
+        name = spec if filler is None else filler.name
+        raise GenfillError(
+            f"model {name!r} is a pretrained model of "
+            "another variable; no pretrained model knows the centred log-ratios of fractions. "
+            "Use a classical model (model='anomaly', the default, or 'dineof'), or train one on "
+            "your fractions: xgenfill.train(xgenfill.to_log_ratios(ds, names)[name], "
+            "model='vae', transform='identity')")
+    if meta.get("transform") not in (None, "identity"):
+        raise GenfillError(f"model {filler.name!r} was trained in {meta['transform']!r} "
+                           "space; fractions are filled as centred log-ratios ('identity'): "
+                           "train it on to_log_ratios() fields")
+    return filler
+
+
 def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
-                      model: "str | Path | Any | Mapping[str, Any]" = "diffusion", *,
+                      model: "str | Path | Any | Mapping[str, Any]" = "anomaly", *,
                       n_samples: int = 1, seed: int | None = 0,
                       mask: xr.DataArray | np.ndarray | None = None,
-                      dims: dict[str, str] | None = None, progress: bool = True,
+                      dims: dict[str, str] | None = None, progress: bool = False,
                       **model_kwargs: Any) -> xr.Dataset:
     """Fill fractions that sum to 1 (e.g. pico-, nano- and microplankton) together.
 
@@ -159,12 +208,12 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         dimensions; dask-backed variables give a lazy result.
     variables : list of str
         Names of the two or more fractions of one composition.
-    model : str, path, model object or dict, default "diffusion"
-        Any model :func:`xgenfill.inpaint` accepts, used for every centred log-ratio field,
-        or a mapping ``{variable: model}``. No pretrained model knows size classes: the
-        generic ``"diffusion"``/``"vae"`` run zero-shot (their SST family), ``"dineof"`` or a
-        baseline need no training, and models trained on :func:`to_log_ratios` fields of
-        your data are the generative choice.
+    model : str, path, model object or dict, default "anomaly"
+        A classical model (``"anomaly"``, ``"dineof"``, ``"linear_time"``...) or a model
+        trained on :func:`to_log_ratios` fields of your data (the generative choice), used
+        for every centred log-ratio field, or a mapping ``{variable: model}``. No pretrained
+        model knows size classes, so ``"diffusion"``, ``"vae"`` and the registered
+        pretrained models are refused.
     n_samples : int, default 1
         Ensemble size, as in :func:`xgenfill.inpaint`; every member sums to 1.
     seed : int or None, default 0
@@ -173,7 +222,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         Boolean land/sea mask (True = sea), as in :func:`xgenfill.inpaint`.
     dims : dict, optional
         Explicit axis names, as in :func:`xgenfill.inpaint`.
-    progress : bool, default True
+    progress : bool, default False
         Show a progress bar during eager neural fills.
     **model_kwargs
         Options of the chosen model(s), as in :func:`xgenfill.inpaint`.
@@ -181,16 +230,17 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     Returns
     -------
     xarray.Dataset
-        ``ds`` with each fraction filled (dtype, attributes and coordinates kept, a
-        ``history`` line added), ``<var>_filled_flag`` and ``<var>_uncertainty`` (standard
-        deviation of the closed members in fraction units; NaN with ``n_samples=1``).
+        ``ds`` with each fraction filled (dtype, attributes and coordinates kept),
+        ``<var>_filled_flag`` and ``<var>_uncertainty`` (standard deviation of the closed
+        members in fraction units; NaN with ``n_samples=1``); every other variable and the
+        global attributes of ``ds`` are kept, with a ``history`` line prepended.
 
     Raises
     ------
     GenfillError
         If fewer than two variables are named, one is missing, values lie outside [0, 1],
-        no pixel has every fraction observed, or a model mapping does not name exactly the
-        variables.
+        no pixel has every fraction observed, a model mapping does not name exactly the
+        variables, or a model is pretrained for another variable.
 
     See Also
     --------
@@ -217,8 +267,11 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     """
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
+    check_seed(seed)
     variables = list(variables) if not isinstance(variables, str) else variables
     fracs = _fractions(ds, variables)
+    if fracs[0].chunks is None:
+        _check_closure(fracs, variables)
     clr = _log_ratios(fracs)
     if fracs[0].chunks is None and not bool(clr[variables[0]].notnull().any()):
         raise GenfillError(f"no pixel has all of {variables} observed: nothing to learn the "
@@ -232,7 +285,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         spec = specs[v]
         key = ("name", str(spec)) if isinstance(spec, (str, Path)) else ("object", id(spec))
         if key not in built:
-            built[key] = build_filler(spec, "identity", **model_kwargs)
+            built[key] = _clr_filler(spec, **model_kwargs)
         fillers[v] = built[key]
     if n_samples > 1 and not all(m.stochastic for m in fillers.values()):
         raise GenfillError("n_samples > 1 needs generative models ('diffusion', 'vae' or "
@@ -246,11 +299,11 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     if n_samples == 1:
         points = members
     else:  # the model's own point estimate (one cheap call), else the members' mean
-        points = [fill(v, i, 1) if fillers[v].has_point_estimate else m.mean("sample")
+        points = [fill(v, i, 1) if fillers[v].has_point_estimate else m.mean(MEMBER)
                   for i, (v, m) in enumerate(zip(variables, members))]
     values = close(fracs, from_log_ratios(points))
     if n_samples > 1:
-        spreads = [m.std("sample", ddof=1) for m in close(fracs, from_log_ratios(members))]
+        spreads = [m.std(MEMBER, ddof=1) for m in close(fracs, from_log_ratios(members))]
         # as in inpaint: a pixel refused for any member is refused (the point was a 2nd call)
         values = [v.where(s.notnull() | ~f.isnull()) for v, s, f in zip(values, spreads, fracs)]
     else:
@@ -267,7 +320,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     call = (f"xgenfill.inpaint_fractions(variables={variables!r}, model={names!r}, "
             f"n_samples={n_samples!r}, seed={seed!r})")
     line = history_line(call, weights)
-    out = ds.copy()
+    parts = []
     for f, value, spread in zip(fracs, values, spreads):
         # as in inpaint: sea is what was ever observed, and not masked; one time step cannot
         # tell land from clouds, so there the mask alone decides (inpaint demands one)
@@ -279,16 +332,16 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         status = status_codes(*(a.transpose(*f.dims).data
                                 for a in xr.broadcast(sea, gap, value.notnull())))
         result = f.copy(data=xr.where(filled, value, f).transpose(*f.dims).astype(f.dtype).data)
-        attrs = dict(f.attrs)
-        attrs["history"] = line if "history" not in attrs else f"{line}\n{attrs['history']}"
-        result.attrs = attrs
+        result.attrs = range_attrs(dict(f.attrs), None if f.chunks else result.values)
         result.encoding = dict(f.encoding)
         part = dataset_form(result, status, spread.transpose(*f.dims).data, src=f,
                             transform=TRANSFORMS["identity"], history=line,
                             comment=("spread of the generated members after closure"
                                      if n_samples > 1 else "no ensemble (n_samples=1)"))
-        for name, var in part.data_vars.items():
-            out[name] = var
+        parts.append(part)
+    out = merge_into(ds, parts[:1])  # one history line for the whole composition
+    for part in parts[1:]:
+        out.update(part.data_vars)
     if fracs[0].chunks is None:
         observed = sum(f.notnull().astype(int) for f in fracs)
         partial = (observed > 0) & (observed < len(fracs))
@@ -296,6 +349,4 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         if int((partial & over).sum()):
             warn(f"{int((partial & over).sum())} pixels keep their missing fractions NaN: "
                  "the observed fractions already sum to more than 1, leaving nothing to share")
-    hist = ds.attrs.get("history")
-    out.attrs["history"] = line if not hist else f"{line}\n{hist}"
     return out

@@ -25,7 +25,8 @@ import xarray as xr
 
 from .errors import GenfillError
 from .models.base import Cube, Filler
-from .post import FILLED, dataset_form, history_line, status_codes
+from .post import (FILLED, MEMBER, dataset_form, history_line, member_coord, member_spread,
+                   range_attrs, spread_comment, status_codes, with_members)
 from .prepare import check_structure, descending_axes, time_axis_info
 from .transforms import choose_transform
 
@@ -197,7 +198,8 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
         stack = fill.samples if not point else np.concatenate([fill.samples, fill.mean[None]])
         out[:k, f] = drop_implausible(
             stack[:, steps][..., y_core, x_core] * s[f] + m[f], lowest[f], highest[f],
-            name=f"{var_name!r} (in one chunk)", to_physical=TRANSFORMS[transform].inverse)
+            name=f"{var_name!r} (in one chunk)", to_physical=TRANSFORMS[transform].inverse,
+            point=point)
         if fill.std is not None:
             own = np.where(gaps, fill.std, np.nan)[steps][..., y_core, x_core]
             out[k, f] = own * s[f]
@@ -205,7 +207,8 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
 
 
 def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int | None,
-                 mask, transform: str, dims, return_dataset: bool, call: str):
+                 mask, transform: str, dims, return_dataset: bool, call: str,
+                 keep_members: bool = False, obs_error=None):
     import dask.array as dsa
     from dask.array.overlap import overlap
 
@@ -327,11 +330,11 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     members = members[:n_samples].astype(np.float64)
     src_t = t  # transformed input (NaN = missing)
     gap = dsa.isnan(src_t) & ocean[..., None, :, :]
-    finite = dsa.isfinite(members).all(axis=0)
     if best is None:
+        finite = dsa.isfinite(members).all(axis=0)
         best = members.mean(axis=0) if n_samples > 1 else members[0]
-    else:
-        finite &= dsa.isfinite(best)
+    else:  # the model's own point estimate is the value (a refused member loses only itself)
+        finite = dsa.isfinite(best)
     status = status_codes(ocean[..., None, :, :], gap, finite)
 
     def back(arr):
@@ -347,25 +350,34 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     src = src.rechunk(back(t).chunks)
     dtype = da.dtype
 
+    in_chunks = da.data.chunks if hasattr(da.data, "dask") else None
+
+    def same_chunks(arr):
+        # halos and models (DINEOF needs whole time series) change the chunking; the user's
+        # chunks are given back so that writing (to_zarr) and later steps see what they chose
+        return arr if in_chunks is None else arr.rechunk(in_chunks)
+
     def merge(pred_t):
         phys = tf.inverse(back(pred_t)).astype(dtype)
-        return dsa.where(back(status) == FILLED, phys, src)
+        return same_chunks(dsa.where(back(status) == FILLED, phys, src))
 
-    attrs = dict(da.attrs)
+    attrs = range_attrs(dict(da.attrs), None)  # the filled values are not known yet
     attrs["history"] = call_hist = history_line(call, filler.weights_hash) + (
         f"\n{da.attrs['history']}" if da.attrs.get("history") else "")
     name = da.name if da.name is not None else "data"
     if n_samples > 1 and not return_dataset:
         data = dsa.stack([merge(members[k]) for k in range(n_samples)])
-        res = xr.DataArray(data, dims=("sample",) + da.dims, coords=da.coords, attrs=attrs,
-                           name=name).assign_coords(sample=np.arange(n_samples))
+        res = xr.DataArray(data, dims=(MEMBER,) + da.dims, coords=da.coords, attrs=attrs,
+                           name=name).assign_coords({MEMBER: member_coord(n_samples)})
         return res
     result = xr.DataArray(merge(best), dims=da.dims, coords=da.coords, attrs=attrs, name=name)
     result.encoding = dict(da.encoding)
     if not return_dataset:
         return result
-    spread = members.std(axis=0, ddof=1) if n_samples > 1 else own_error
-    return dataset_form(result, back(status), back(spread), src=da, transform=tf,
-                        history=call_hist.split("\n")[0],
-                        comment="ensemble spread of the generated members" if n_samples > 1
-                        else "model error estimate (e.g. DINEOF cross-validation RMSE)")
+    spread = member_spread(members, dsa) if n_samples > 1 else own_error
+    ds = dataset_form(result, same_chunks(back(status)), same_chunks(back(spread)), src=da,
+                      transform=tf, history=call_hist.split("\n")[0], obs_error=obs_error,
+                      comment=spread_comment(n_samples))
+    if keep_members and n_samples > 1:
+        ds = with_members(ds, dsa.stack([merge(members[k]) for k in range(n_samples)]), da)
+    return ds

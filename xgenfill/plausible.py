@@ -22,12 +22,26 @@ import numpy as np
 
 from .errors import warn
 
-__all__ = ["MARGIN", "bounds", "drop_implausible", "lattice_step", "robust_scale"]
+__all__ = ["MARGIN", "OUTLIER_WIDTHS", "bounds", "check_outliers", "drop_implausible",
+           "lattice_step", "robust_scale"]
 
 # robust standard deviations beyond the observed min and max: the 3-sigma rule. Fitted models'
 # ensemble members on the benchmark cases go up to 4.2 beyond (2 pixels in 133,000: a diffusion
 # sample's own noise); the broken extrapolations this guards against go 50 and more.
 MARGIN = 3.0
+# Input values that are not data (an undecoded fill value: 1e30, 9.97e36, -999 in SST; a unit
+# error): beyond what the variable can physically be, or further from the bulk of the field
+# than OUTLIER_WIDTHS times its 0.1-99.9 % quantile range. A single 1e30 among SST near
+# 15 degC made every linear_time fill 0 and every DINEOF fill +/-1e28, silently.
+OUTLIER_WIDTHS = 100.0
+_PHYSICAL = {  # units -> the widest physical range of the variables that use them
+    "degc": (-5.0, 50.0), "deg_c": (-5.0, 50.0), "degree_c": (-5.0, 50.0),
+    "degrees_c": (-5.0, 50.0), "celsius": (-5.0, 50.0), "degree_celsius": (-5.0, 50.0),
+    "k": (268.0, 323.0), "kelvin": (268.0, 323.0),
+    # concentrations: retrieval noise can go a little negative; fill values go far beyond
+    "mg m-3": (-100.0, 1e5), "mg m^-3": (-100.0, 1e5), "mg/m3": (-100.0, 1e5),
+    "mg m**-3": (-100.0, 1e5),
+}
 SAMPLE_SIZE = 1_000_000  # at most this many pixels estimate the robust scale
 MAD_TO_STD = 1.4826  # median absolute deviation of a normal variable -> its standard deviation
 
@@ -53,6 +67,40 @@ def robust_scale(sample: np.ndarray, axis=None) -> np.ndarray:
         return MAD_TO_STD * np.nanmedian(np.abs(sample - med), axis=axis)
 
 
+def check_outliers(t: np.ndarray, name: str, raw: np.ndarray, units: str = "") -> None:
+    """Refuse input values that are not data before they ruin every statistic the models are
+    normalised by: outside the physical range of the variable's ``units`` (when known), or
+    further from the bulk of the field than ``OUTLIER_WIDTHS`` times its 0.1-99.9 % quantile
+    range (``t``: transformed (F, T, Y, X); ``raw``: the same in physical units)."""
+    from .errors import GenfillError
+
+    step = lattice_step(t.shape)
+    phys = _PHYSICAL.get(units.strip().lower())
+    for f in range(t.shape[0]):
+        sample = t[f][..., ::step, ::step]
+        sample = sample[np.isfinite(sample)]
+        with np.errstate(invalid="ignore"):
+            far = np.zeros(t[f].shape, bool)
+            if sample.size >= 10:
+                lo, hi = np.quantile(sample, [0.001, 0.999])
+                width = hi - lo
+                if width > 0:
+                    far |= (t[f] < lo - OUTLIER_WIDTHS * width) | \
+                        (t[f] > hi + OUTLIER_WIDTHS * width)
+            if phys is not None:
+                far |= (raw[f] < phys[0]) | (raw[f] > phys[1])
+        n = int(far.sum())
+        if n:
+            example = raw[f][far][0]
+            where = f"outside {phys[0]:g}..{phys[1]:g} {units}, " if phys is not None else ""
+            raise GenfillError(
+                f"{n} value(s) of {name!r} are not plausible data (e.g. {example:g}; {where}or "
+                f"over {OUTLIER_WIDTHS:g} times the field's range away from the rest): most "
+                "likely an undecoded fill value or a unit error. Set _FillValue or "
+                "missing_value on the variable (or open the file with mask_and_scale=True), or "
+                "mask them as NaN")
+
+
 def bounds(lowest, highest, scale, fallback):
     """The plausible interval of a field whose observed values span [lowest, highest], with
     robust scale ``scale`` (``fallback``, its standard deviation, where that is 0 or NaN: a
@@ -63,15 +111,26 @@ def bounds(lowest, highest, scale, fallback):
 
 
 def drop_implausible(samples: np.ndarray, lo: float, hi: float, *, name: str = "the field",
-                     to_physical=None) -> np.ndarray:
+                     to_physical=None, point: bool = False) -> np.ndarray:
     """``samples`` (K, ...) with NaN wherever any member is outside [lo, hi]; warns how many
-    pixels that was. ``to_physical`` maps the bounds to the user's units for the message."""
+    pixels that was. ``to_physical`` maps the bounds to the user's units for the message.
+
+    With ``point`` the last entry is the model's own point estimate, which is the value: a
+    pixel is refused where it is outside, and a member outside only loses that member (the
+    spread is that of the others), so an ensemble never leaves more pixels empty than the
+    point estimate alone."""
     with np.errstate(invalid="ignore"):
-        outside = ((samples < lo) | (samples > hi)).any(axis=0)
+        bad = (samples < lo) | (samples > hi)
+    if point:
+        outside = bad[-1]
+        samples = np.where(bad, np.nan, samples).astype(samples.dtype, copy=False)
+    else:
+        outside = bad.any(axis=0)
     n = int(outside.sum())
     if not n:
         return samples
-    filled = int(np.isfinite(samples).all(axis=0).sum())
+    filled = int(np.isfinite(samples[-1]).sum() if point
+                 else np.isfinite(samples).all(axis=0).sum())
     shown = (lo, hi) if to_physical is None else tuple(float(to_physical(b)) for b in (lo, hi))
     warn(f"{n} of {filled} gap pixels of {name} were left unfilled (status 'not_filled'): the "
          f"model's values there fell outside the observed range widened by {MARGIN:g} robust "

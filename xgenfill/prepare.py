@@ -15,6 +15,7 @@ import xarray as xr
 from .axes import Axes, check_coordinates, find_axes, is_periodic_longitude
 from .errors import GenfillError, warn
 from .models.base import Fill
+from .plausible import check_outliers
 from .transforms import Transform, choose_transform
 
 __all__ = ["Prepared", "prepare", "decode_input", "check_structure", "descending_axes",
@@ -64,7 +65,7 @@ class Prepared:
         name = repr(self.source.name) if self.source.name is not None else "the field"
         own = fill.mean is not None
         both = np.concatenate([fill.samples, fill.mean[None]]) if own else fill.samples
-        both = drop_implausible(both, lo, hi, name=name, to_physical=lambda b: (
+        both = drop_implausible(both, lo, hi, name=name, point=own, to_physical=lambda b: (
             self.transform.inverse(np.float64(b) * self.std[f] + self.mean[f])))
         return replace(fill, samples=both[:-1] if own else both, mean=both[-1] if own else None)
 
@@ -151,6 +152,8 @@ def decode_input(da: xr.DataArray) -> xr.DataArray:
             for a in fill_attrs:  # encoding-only fill values become attrs so decode_cf sees them
                 if a in da.encoding and a not in da.attrs:
                     ds[name].attrs[a] = da.encoding[a]
+            # and leave the encoding, where xarray refuses to find them twice
+            ds[name].encoding = {k: v for k, v in da.encoding.items() if k not in fill_attrs}
             decoded = xr.decode_cf(ds)[name]
             if decoded.dtype.kind != "f":
                 decoded = decoded.astype("float32")
@@ -169,7 +172,11 @@ def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: A
     full = user_mask_array(mask, da, axes)
     if full is None:
         return None
-    return np.asarray(full.values, dtype=bool).reshape(-1, da.sizes[axes.y], da.sizes[axes.x])
+    out = np.asarray(full.values, dtype=bool).reshape(-1, da.sizes[axes.y], da.sizes[axes.x])
+    if not out.any():
+        raise GenfillError("mask= is False everywhere, so no pixel is sea (True = sea, may be "
+                           "filled); if you passed a land mask, pass its inverse (~mask)")
+    return out
 
 
 def user_mask_array(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: Axes
@@ -227,6 +234,10 @@ def time_axis_info(da: xr.DataArray, axes: Axes) -> tuple[np.ndarray | None, np.
         time_index = np.asarray(coord.values, dtype=np.float64)
     elif coord is not None and hasattr(coord.values[0], "dayofyr"):  # cftime calendars
         doy = np.array([t.dayofyr for t in coord.values], dtype=np.float32)
+        # the real spacing, in the file's own calendar (noleap, 360_day...): cftime subtraction
+        t0 = coord.values[0]
+        time_index = np.array([(t - t0).total_seconds() / 86400.0 for t in coord.values],
+                              dtype=np.float64)
     if time_index is None:
         time_index = np.arange(nt, dtype=np.float64)
     if time_index[0] > time_index[-1]:
@@ -255,6 +266,8 @@ def check_structure(da: xr.DataArray, dims: dict[str, str] | None = None
     da = decode_input(da)
     axes = find_axes(da, dims)
     check_coordinates(da, axes)
+    if axes.time is not None and da.sizes[axes.time] == 0:
+        raise GenfillError(f"time axis {axes.time!r} has no steps: there is nothing to fill")
     ny, nx = da.sizes[axes.y], da.sizes[axes.x]
     if ny < MIN_SIZE or nx < MIN_SIZE:
         raise GenfillError(f"domain too small: {axes.y}={ny}, {axes.x}={nx}; at least "
@@ -306,6 +319,7 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
     with np.errstate(invalid="ignore"):
         t = tf.forward(cube)
     t = np.where(ocean[:, None], t, np.nan)
+    check_outliers(t, str(da.name), cube, str(da.attrs.get("units", "")))
     mean, std = _field_stats(t)
     values = ((t - mean[:, None, None, None]) / std[:, None, None, None]).astype(np.float32)
 

@@ -11,14 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .errors import GenfillError
+from .errors import GenfillError, warn
 
-__all__ = ["Transform", "TRANSFORMS", "choose_transform"]
+__all__ = ["Transform", "TRANSFORMS", "choose_transform", "variable_family", "describe"]
 
 CHL_STANDARD_NAME = "mass_concentration_of_chlorophyll_a_in_sea_water"
 _CHL_UNITS = {"mg m-3", "mg m^-3", "mg/m3", "mg/m^3", "mg m**-3", "milligram m-3", "mg.m-3",
               "ug l-1", "ug/l", "µg l-1", "mg m-3 "}
 _FRACTION_UNITS = {"1", "", "fraction", "dimensionless", "none", "-"}
+_TEMPERATURE_UNITS = {"k", "kelvin", "degc", "deg_c", "degree_c", "degrees_c", "celsius",
+                      "degree_celsius", "degrees_celsius", "deg c", "°c", "c"}
+_SST_STANDARD_NAMES = ("sea_surface_temperature", "sea_surface_foundation_temperature",
+                       "sea_surface_skin_temperature", "sea_surface_subskin_temperature",
+                       "sea_water_temperature")
 LOGIT_EPS = 1e-4  # fractions of exactly 0 or 1 are clipped before logit (observed pixels are
 # copied back unchanged, so clipping only affects what the model sees).
 
@@ -67,12 +72,56 @@ class Transform:
 TRANSFORMS = {name: Transform(name) for name in ("log10", "logit", "identity")}
 
 
+def _text(da: xr.DataArray) -> str:
+    return " ".join(str(s).lower() for s in (da.name, da.attrs.get("long_name", "")))
+
+
 def _looks_like_chlorophyll(da: xr.DataArray) -> bool:
     if da.attrs.get("standard_name", "").strip() == CHL_STANDARD_NAME:
         return True
     units = str(da.attrs.get("units", "")).strip().lower()
-    text = " ".join(str(s).lower() for s in (da.name, da.attrs.get("long_name", "")))
+    text = _text(da)
     return units in _CHL_UNITS and ("chl" in text or "chlorophyll" in text)
+
+
+def _chlorophyll_units_only(da: xr.DataArray) -> bool:
+    """Units of chlorophyll (mg m-3) without a name or standard_name that says so."""
+    units = str(da.attrs.get("units", "")).strip().lower()
+    return units in _CHL_UNITS and not _looks_like_chlorophyll(da)
+
+
+def _looks_like_sst(da: xr.DataArray) -> bool:
+    std = str(da.attrs.get("standard_name", "")).strip().lower()
+    if std in _SST_STANDARD_NAMES:
+        return True
+    units = str(da.attrs.get("units", "")).strip().lower().replace("degrees ", "degrees_")
+    text = _text(da)
+    named = "sst" in text or "temperature" in text or "temp" in str(da.name).lower()
+    return units in _TEMPERATURE_UNITS and named
+
+
+def describe(da: xr.DataArray) -> str:
+    """The metadata a variable is identified by, for messages."""
+    keys = ("standard_name", "units", "long_name")
+    found = ", ".join(f"{k}={da.attrs[k]!r}" for k in keys if k in da.attrs)
+    return f"{da.name!r} ({found or 'no standard_name, units or long_name'})"
+
+
+def variable_family(da: xr.DataArray, transform: str) -> str | None:
+    """The pretrained model family that fits a variable in a transform, or None.
+
+    ``"chl"``: chlorophyll-like data in log10 (the chl models' space); ``"sst"``: sea
+    temperature, standardised (the SST models' space); ``"fraction"``: fractions in logit
+    space (no pretrained model); None when the metadata say neither (the caller must say
+    what it assumes).
+    """
+    if transform == "log10":
+        return "chl" if _looks_like_chlorophyll(da) or _chlorophyll_units_only(da) else None
+    if transform == "logit":
+        return "fraction"
+    if _looks_like_chlorophyll(da):
+        return "chl-linear"  # chlorophyll, but not in the space its models know
+    return "sst" if _looks_like_sst(da) else None
 
 
 def _looks_like_fraction(da: xr.DataArray, sample: np.ndarray) -> bool:
@@ -100,6 +149,14 @@ def choose_transform(da: xr.DataArray, sample: np.ndarray, override: str | None 
     if override in (None, "auto"):
         if _looks_like_chlorophyll(da):
             return TRANSFORMS["log10"]
+        if _chlorophyll_units_only(da):
+            finite = sample[np.isfinite(sample)]
+            if not finite.size or finite.min() > 0:
+                warn(f"{describe(da)} has the units of chlorophyll but neither its name nor "
+                     "its standard_name say it is chlorophyll: it is treated as chlorophyll "
+                     "(log10, the chlorophyll models); pass transform='identity' if it is not, "
+                     f"or set standard_name={CHL_STANDARD_NAME!r} to silence this")
+                return TRANSFORMS["log10"]
         if _looks_like_fraction(da, sample):
             return TRANSFORMS["logit"]
         return TRANSFORMS["identity"]

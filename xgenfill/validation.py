@@ -16,12 +16,14 @@ import numpy as np
 import xarray as xr
 
 from . import metrics
-from .api import _check_covariates, _cubes, build_filler, prepare_covariates
+from .api import (_check_covariates, _cubes, build_filler, check_seed, check_trained_for,
+                  prepare_covariates)
 from .errors import GenfillError
 from .masks import cluster_clouds, random_pixels, transplant_clouds
 from .models.base import Filler
 from .post import history_line
 from .prepare import Prepared, prepare, require_same_grid
+from .transforms import describe, variable_family
 
 __all__ = ["validate", "make_holdout"]
 
@@ -62,8 +64,12 @@ def make_holdout(prep: Prepared, holdout: str | xr.DataArray = "transplant",
                 raise GenfillError(f"unknown holdout {holdout!r}; use 'transplant', 'clouds', "
                                    "'random' or a boolean DataArray")
     if not mask.any():
+        hint = (" The data have no gaps, so there is no cloud to transplant: pass "
+                "holdout='clouds' (DINEOF-style clouds) or 'random'."
+                if isinstance(holdout, str) and holdout == "transplant" and not prep.gaps.any()
+                else "")
         raise GenfillError("nothing left to hide: no observed pixel could be held out (too few "
-                           "observations, or no cloud mask to transplant)")
+                           "observations, or no cloud mask to transplant)." + hint)
     # keep at least one observation per field and time step with data
     return mask
 
@@ -87,9 +93,13 @@ def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepa
 
     if isinstance(spec, Filler):
         label, filler = spec.name, spec
+        check_trained_for(filler, prep.transform.name,
+                          variable_family(prep.source, prep.transform.name),
+                          describe(prep.source))
     else:
         label = str(spec)
-        filler = build_filler(spec, prep.transform.name, **model_kwargs.get(label, {}))
+        filler = build_filler(spec, prep.transform.name, prep.source,
+                              **model_kwargs.get(label, {}))
     fit_seconds, summary = 0.0, ""
     if isinstance(filler, NeuralFiller):
         trained_on_user = filler.meta.get("trained_on") == "user"
@@ -191,6 +201,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     >>> scores.model.values.tolist()
     ['linear_time', 'climatology']
     """
+    check_seed(seed, allow_none=False)
     if isinstance(models, (str, Filler)):
         models = [models]
     model_kwargs = model_kwargs or {}
@@ -310,7 +321,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     # the exact hold-out mask, on the input's grid and dimension order
     from .post import _to_source_layout
 
-    hold = _to_source_layout(prep, hide[None].astype(np.int8), ("sample",))[0].astype(bool)
+    hold = _to_source_layout(prep, hide[None].astype(np.int8), ("member",))[0].astype(bool)
     out["holdout"] = xr.DataArray(hold, dims=prep.source.dims, coords=prep.source.coords)
     maps = np.full((len(names),) + hide.shape, np.nan, dtype=np.float32)
     for i, pred in enumerate(predictions):

@@ -13,6 +13,7 @@ the small model embedded in the package otherwise, so a fresh offline install wo
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -25,6 +26,7 @@ __all__ = ["list_models", "fetch", "load", "resolve", "default_model", "cache_di
            "ModelEntry"]
 
 _REGISTRY_FILE = "registry.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,8 @@ def list_models() -> list[dict[str, Any]]:
     --------
     >>> import xgenfill
     >>> rows = xgenfill.list_models()
-    >>> [r["name"] for r in rows if r["embedded"]]
-    ['diffusion-chl-v1', 'vae-chl-v1']
+    >>> sorted(r["name"] for r in rows if r["embedded"])
+    ['diffusion-chl-v1', 'diffusion-sst-v1', 'vae-chl-v1', 'vae-sst-v1']
     """
     out = []
     for e in entries().values():
@@ -134,7 +136,7 @@ def _get(name: str) -> ModelEntry:
     return all_entries[name]
 
 
-def fetch(name: str, progress: bool = True) -> Path:
+def fetch(name: str, progress: bool = False) -> Path:
     """Local path (stem) of a registered model's files, downloading them if needed."""
     entry = _get(name)
     if entry.embedded:
@@ -151,8 +153,16 @@ def fetch(name: str, progress: bool = True) -> Path:
     try:
         for f in entry.files:
             pup.fetch(f, progressbar=progress)
-    except ValueError as err:  # pooch raises ValueError on a hash mismatch
-        raise WeightsError(f"download of {name!r} failed its sha256 check: {err}") from None
+    except ValueError as err:  # pooch: a hash mismatch, or a URL it cannot fetch from
+        text = str(err)
+        if "hash" in text.lower():
+            raise WeightsError(f"download of {name!r} failed its sha256 check: {err}") from None
+        base = os.environ.get("XGENFILL_BASE_URL") or _registry()["base_url"]
+        hint = (" pooch cannot download from file:// URLs: copy the files into "
+                f"XGENFILL_CACHE_DIR ({root}) instead, or serve the folder over http"
+                if base.startswith("file:") else "")
+        raise OfflineError(f"could not download model {name!r} from {base}: {text[:160]}."
+                           + hint) from None
     except Exception as err:  # requests' connection errors and the like
         if isinstance(err, GenfillError):
             raise
@@ -163,7 +173,7 @@ def fetch(name: str, progress: bool = True) -> Path:
     return root / Path(entry.weights_file).stem
 
 
-def load(name: str, progress: bool = True, **overrides: Any):
+def load(name: str, progress: bool = False, **overrides: Any):
     """Fetch (if needed), verify and load a registered model. A corrupted cached file is
     deleted and downloaded once more."""
     from .models.io import load_model
@@ -173,6 +183,8 @@ def load(name: str, progress: bool = True, **overrides: Any):
     try:
         model = load_model(stem, expected_sha256=entry.files[entry.weights_file], **overrides)
         model.source = name
+        log.info("pretrained model %s (%s, %s family) from %s", name, entry.kind,
+                 entry.variable, stem.parent)
         return model
     except WeightsError:
         if entry.embedded or offline():
@@ -185,7 +197,7 @@ def load(name: str, progress: bool = True, **overrides: Any):
         return model
 
 
-def download(names: list[str] | None = None, progress: bool = True) -> list[Path]:
+def download(names: list[str] | None = None, progress: bool = False) -> list[Path]:
     """Download registered models (all downloadable ones by default) into the cache."""
     all_entries = entries()
     names = names or [n for n, e in all_entries.items() if not e.embedded]
@@ -193,18 +205,21 @@ def download(names: list[str] | None = None, progress: bool = True) -> list[Path
 
 
 def default_model(kind: str, variable: str = "chl", **overrides: Any):
-    """The default pretrained model of a kind for a variable family (``"chl"`` for log10 data,
-    ``"sst"`` otherwise): the registry's default when it is cached, otherwise the model embedded
-    in the package (no network)."""
+    """The default pretrained model of a kind for a variable family (``"chl"``: log10
+    chlorophyll, ``"sst"``: standardised temperature): the registry's default when it is
+    cached, otherwise the one of that family embedded in the package (no network). A model of
+    another family is never substituted."""
     reg = _registry()
     preferred = reg["defaults"].get(kind, {}).get(variable)
-    embedded = reg["embedded_defaults"].get(kind)
+    embedded = reg["embedded_defaults"].get(kind, {}).get(variable)
     if preferred and _cached_ok(_get(preferred)):
         return load(preferred, **overrides)
-    if embedded is None:
-        raise WeightsError(f"no embedded {kind!r} model in this installation and none cached; "
-                           f"run `xgenfill models download {preferred}`")
-    return load(embedded, **overrides)
+    if embedded is not None:
+        return load(embedded, **overrides)
+    if preferred is None:
+        raise GenfillError(f"no pretrained {kind!r} model for the {variable!r} family; use a "
+                           "classical model (model='dineof') or train one (xgenfill.train)")
+    return load(preferred, **overrides)  # downloads it, or says why it cannot
 
 
 def resolve(key: str, **kwargs: Any):

@@ -96,6 +96,10 @@ def get_filler(model: "str | Path | Filler", **kwargs: Any) -> Filler:
         found = zoo.resolve(key, **kwargs)
         if found is not None:
             return found
+        if "/" in key or "\\" in key or key.endswith((".safetensors", ".json")):
+            raise GenfillError(f"weights path {key!r} does not exist (looked for "
+                               f"{Path(key).with_suffix('.safetensors')}); check the path, or "
+                               f"pass a model name: {', '.join(model_names())}")
     raise GenfillError(f"unknown model {model!r}; valid names: {', '.join(model_names())}, a "
                        "registered pretrained model (xgenfill.list_models()), or a path to saved "
                        "weights")

@@ -4,6 +4,7 @@ early stopping."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -13,6 +14,8 @@ import numpy as np
 from ..errors import GenfillError
 from ..masks import coverage
 from .base import Cube
+
+log = logging.getLogger(__name__)
 
 __all__ = ["train_model", "make_batch", "validation_batches", "flip_views"]
 
@@ -455,6 +458,9 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         bar.close()
     net.load_state_dict(best[2])
     net.eval()
+    log.info("trained %s for %d steps (%s) in %.1f s; best validation RMSE %s at step %d",
+             type(model).__name__, step, stop, time.perf_counter() - t0,
+             "n/a" if not val_batches else f"{best[0]:.4f}", best[1])
     return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "stopped_by": stop,
             "best_val_rmse_normalised": None if not val_batches else round(best[0], 5),
             "best_step": best[1], "final_train_loss": round(float(np.mean(losses[-50:])), 5),
