@@ -22,7 +22,7 @@ print(out)
 # One day before and after. Observed pixels are unchanged; land (never observed) stays empty.
 
 # the day with most of both observed and filled pixels: a partly cloudy day shows the fill best
-n_filled = (out.chl_filled_flag == 1).sum(("lat", "lon")).values
+n_filled = out.chl_filled_flag.isin([1, 4]).sum(("lat", "lon")).values
 n_observed = (out.chl_filled_flag == 0).sum(("lat", "lon")).values
 day = int(np.argmax(n_filled * n_observed))
 when = str(ds.time.values[day])[:10]
@@ -34,9 +34,10 @@ axes[0, 0].set_title(f"observed {when}")
 out.chl.isel(time=day).plot(ax=axes[0, 1], norm=norm, cmap="viridis")
 axes[0, 1].set_title("filled (diffusion, conditional mean)")
 flag = out.chl_filled_flag.isel(time=day)
-flag.plot(ax=axes[1, 0], levels=np.arange(-0.5, 4), cmap="Set2",
+flag.plot(ax=axes[1, 0], levels=np.arange(-0.5, len(flag.attrs["flag_values"])), cmap="Set2",
           cbar_kwargs={"ticks": flag.attrs["flag_values"]})
-axes[1, 0].set_title("status: " + flag.attrs["flag_meanings"].replace(" ", ", "))
+axes[1, 0].set_title("status (see flag_meanings)")
+print(dict(zip(flag.attrs["flag_values"].tolist(), flag.attrs["flag_meanings"].split())))
 out.chl_uncertainty.isel(time=day).plot(ax=axes[1, 1], cmap="magma")
 axes[1, 1].set_title("uncertainty: spread of 8 members (log10)")
 plt.show()
@@ -44,8 +45,9 @@ plt.show()
 # %%
 # How much of each day was filled, and how uncertain the fills are on average.
 
-share = (out.chl_filled_flag == 1).mean(("lat", "lon"))
-spread = out.chl_uncertainty.where(out.chl_filled_flag == 1).mean(("lat", "lon"))
+filled = out.chl_filled_flag.isin([1, 4])  # 4: a fill beyond the observed range
+share = filled.mean(("lat", "lon"))
+spread = out.chl_uncertainty.where(filled).mean(("lat", "lon"))
 fig, ax = plt.subplots(figsize=(9, 3), constrained_layout=True)
 (100 * share).plot(ax=ax, label="share filled (%)")
 ax2 = ax.twinx()

@@ -26,11 +26,12 @@ print(back.chlor_a.attrs["ancillary_variables"])
 print(back.cf.get_associated_variable_names("chlor_a"))
 
 # %%
-# The flag by meaning: ``flag == "filled"`` compares with the value that means "filled".
+# The flag by meaning: ``flag.cf == "filled"`` compares with the value that means "filled";
+# ``filled_outside_observed_range`` marks fills beyond every observed value (extrapolations).
 
 flag = back.chlor_a_filled_flag
 print(flag.cf)
-filled = flag.cf == "filled"
+filled = (flag.cf == "filled") | (flag.cf == "filled_outside_observed_range")
 share = filled.sum(("latitude", "longitude")) / (flag.cf != "land_or_masked").sum(
     ("latitude", "longitude"))
 

@@ -59,7 +59,7 @@ def test_dataset_form_flags_and_uncertainty():
     flag, unc = ds["chl_filled_flag"], ds["chl_uncertainty"]
     assert ds.chl.attrs["ancillary_variables"] == "chl_filled_flag chl_uncertainty"
     assert flag.dtype == np.int8
-    assert list(flag.attrs["flag_values"]) == [0, 1, 2, 3]
+    assert list(flag.attrs["flag_values"]) == [0, 1, 2, 3, 4]
     assert flag.attrs["flag_meanings"] == FLAG_MEANINGS
     assert flag.attrs["standard_name"] == "status_flag"  # the modifier form is deprecated
     obs = np.isfinite(da.values)
@@ -102,3 +102,24 @@ def test_netcdf_roundtrip(tmp_path):
     back = xr.open_dataset(tmp_path / "f.nc")
     assert back.chl_filled_flag.attrs["flag_meanings"] == FLAG_MEANINGS
     np.testing.assert_array_equal(back.chl.values, ds.chl.values)
+
+
+def test_max_gap_leaves_longer_gaps_alone():
+    # one pixel's series: gaps of 1, 2 and 4 steps; max_gap=2 fills the first two only
+    da = make_chl(nt=20)
+    series = np.full(20, 0.5, np.float32)
+    series[[3, 7, 8, 12, 13, 14, 15]] = np.nan
+    da.values[:, 5, 5] = series
+    for form in ("eager", "lazy"):
+        src = da if form == "eager" else da.chunk({"time": 7})
+        out = xgenfill.inpaint(src, model="linear_time", max_gap=2, return_dataset=True)
+        flag = out.chl_filled_flag.values[:, 5, 5]
+        assert (flag[[3, 7, 8]] == 1).all() and (flag[[12, 13, 14, 15]] == 3).all(), form
+        assert np.isnan(out.chl.values[[12, 13, 14, 15], 5, 5]).all()
+        assert np.isfinite(out.chl.values[[3, 7, 8], 5, 5]).all()
+        obs = np.isfinite(da.values)
+        np.testing.assert_array_equal(out.chl.values[obs], da.values[obs])
+    plain = xgenfill.inpaint(da, model="linear_time", max_gap=2)
+    assert np.isnan(plain.values[12:16, 5, 5]).all() and "history" in plain.attrs
+    with pytest.raises(xgenfill.GenfillError, match="max_gap must be a positive"):
+        xgenfill.inpaint(da, model="linear_time", max_gap=0)

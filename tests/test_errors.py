@@ -152,3 +152,18 @@ def test_one_undecoded_fill_value_is_refused_not_spread():
     da.attrs = {"units": "degC"}
     da.values[2, 5, 5] = 35.0  # a warm pixel is data, not an outlier
     assert np.isfinite(xgenfill.inpaint(da, model="linear_time").values).any()
+
+
+def test_lazy_inputs_refuse_fill_values_and_broken_compositions_at_compute():
+    from .test_fractions import NAMES, brewin_fractions
+    from .test_transforms import _sst_cube
+
+    da = _sst_cube()
+    da.values[2, 5, 5] = 1e30
+    lazy = xgenfill.inpaint(da.chunk({"time": 4}), model="linear_time")  # nothing read yet
+    with pytest.raises(GenfillError, match="not plausible data"):
+        lazy.compute()
+    ds = brewin_fractions() * 0.8
+    out = xgenfill.inpaint_fractions(ds.chunk({"time": 10}), NAMES, model="linear_time")
+    with pytest.raises(GenfillError, match="do not sum to 1"):
+        out.compute()

@@ -114,3 +114,16 @@ def test_pretrained_vae_on_olci_artefacts_stays_in_range():
     assert lo - 1e-6 <= filled.min() and filled.max() <= hi + 1e-6
     refused = int((flag == NOT_FILLED).sum())
     assert refused > 0 and any(f"{refused} of" in str(w.message) for w in caught)
+
+
+def test_lazy_fill_warns_once_per_call_not_once_per_chunk():
+    import warnings
+
+    from xgenfill.plausible import drop_implausible
+
+    stack = np.array([[0.0, 5.0], [0.1, 9.0]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's own rule: one per text and place
+        for _ in range(5):  # five chunks, different counts would give five texts
+            drop_implausible(stack, -1.0, 1.0, name="'chl'", counts=False)
+    assert len([w for w in caught if "left unfilled" in str(w.message)]) == 1

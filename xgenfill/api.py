@@ -11,7 +11,8 @@ import xarray as xr
 from .errors import GenfillError, warn
 from .models.base import Cube, Fill, Filler
 from .models.registry import get_filler
-from .post import assemble, merge_into
+from .axes import find_axes
+from .post import assemble, limit_gaps, merge_into
 from .prepare import Prepared, prepare
 from .transforms import describe, variable_family
 
@@ -177,7 +178,7 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
             transform: str = "auto", dims: dict[str, str] | None = None,
             return_dataset: bool = False, keep_members: bool = False,
             uncertainty_members: int = 4, obs_error: "float | xr.DataArray | None" = None,
-            progress: bool = False,
+            max_gap: int | None = None, progress: bool = False,
             covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **model_kwargs: Any
             ) -> xr.DataArray | xr.Dataset:
     """Fill the gaps (NaN) of a gridded field.
@@ -229,6 +230,9 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     obs_error : float or xarray.DataArray, optional
         Observation error (standard deviation, in the uncertainty's transformed units: log10
         for chlorophyll) given to observed pixels in ``<var>_uncertainty``; NaN without it.
+    max_gap : int, optional
+        Fill only gaps of at most this many consecutive time steps at a pixel (as in xarray's
+        ``interpolate_na``); pixels of longer gaps stay NaN with status ``not_filled``.
     progress : bool, default False
         Show a tqdm progress bar over the time steps of eager neural fills (dask inputs use
         dask's own progress reporting, e.g. ``dask.diagnostics.ProgressBar``). Off by
@@ -281,13 +285,28 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     uncertainty:
 
     >>> out = ds.chlor_a.genfill.inpaint(model="linear_time", return_dataset=True)
-    >>> out.chlor_a_filled_flag.attrs["flag_meanings"]
-    'observed filled land_or_masked not_filled'
+    >>> out.chlor_a_filled_flag.attrs["flag_meanings"].split()
+    ['observed', 'filled', 'land_or_masked', 'not_filled', 'filled_outside_observed_range']
     """
     if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) \
             or n_samples < 1:
         raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
     check_seed(seed)
+    if max_gap is not None:
+        if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) \
+                or max_gap < 1:
+            raise GenfillError(f"max_gap must be a positive number of time steps, got "
+                               f"{max_gap!r}")
+        time_dim = find_axes(da, dims).time if isinstance(da, xr.DataArray) else None
+        if time_dim is None:
+            raise GenfillError("max_gap counts time steps, but this field has no time axis")
+        result = inpaint(da, model, n_samples=n_samples, seed=seed, mask=mask,
+                         transform=transform, dims=dims, return_dataset=return_dataset,
+                         keep_members=keep_members, uncertainty_members=uncertainty_members,
+                         obs_error=obs_error, progress=progress, covariates=covariates,
+                         **model_kwargs)
+        name = str(da.name if da.name is not None else "data")
+        return limit_gaps(result, da, time_dim, int(max_gap), name)
     if not isinstance(uncertainty_members, (int, np.integer)) or uncertainty_members < 0:
         raise GenfillError(f"uncertainty_members must be 0 or a positive integer, got "
                            f"{uncertainty_members!r}")

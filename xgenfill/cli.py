@@ -160,6 +160,10 @@ def _inpaint(args: argparse.Namespace) -> None:
     model = args.model or ("anomaly" if args.fractions else "diffusion")
     common = dict(model=model, n_samples=args.n_samples, seed=args.seed, mask=mask,
                   dims=args.dims, progress=True, **dict(args.option))
+    if args.max_gap is not None:
+        if args.fractions:
+            raise GenfillError("--max-gap is not available with --fractions yet")
+        common["max_gap"] = args.max_gap
     if args.fractions:
         if args.transform != "auto":
             raise GenfillError("--fractions fills centred log-ratios: leave --transform alone")
@@ -236,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks", type=_chunks, metavar="DIM=N,...",
                    help="process lazily with dask in chunks of these sizes, e.g. "
                         "time=30,lat=512,lon=512, for files larger than memory")
+    p.add_argument("--max-gap", type=int, metavar="N",
+                   help="fill only gaps of at most N consecutive time steps at a pixel; longer "
+                        "ones stay empty (status not_filled)")
     p.add_argument("--dims", type=_dims, metavar="T=NAME,Y=NAME,X=NAME",
                    help="axis names when the metadata do not say, e.g. T=date,Y=row,X=col")
     _fill_args(p)

@@ -54,6 +54,17 @@ def _fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...]) -> list[x
             if f.chunks is not None else _checked(f, f.name) for f in fracs]
 
 
+def _closure_block(block: np.ndarray, total: np.ndarray, variables: list[str]) -> np.ndarray:
+    complete = np.isfinite(total)
+    if complete.any() and np.median(np.abs(total[complete] - 1.0)) > CLOSURE_TOLERANCE:
+        raise GenfillError(
+            f"{variables} do not sum to 1 where all are observed (median sum "
+            f"{np.median(total[complete]):.3g} in a chunk of {int(complete.sum())} pixels; "
+            f"tolerance {CLOSURE_TOLERANCE}): they are not the fractions of one composition. "
+            "Pass all of its fractions, or divide them by their sum")
+    return block
+
+
 def _check_closure(fracs: list[xr.DataArray], variables: list[str]) -> None:
     """Refuse fractions that are not one composition (their complete pixels do not sum to 1);
     warn about the pixels that miss it by more than ``CLOSURE_TOLERANCE``."""
@@ -272,6 +283,13 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     fracs = _fractions(ds, variables)
     if fracs[0].chunks is None:
         _check_closure(fracs, variables)
+    else:  # every block of a composition that does not sum to 1 shows it: checked at compute
+        import dask.array as dsa
+
+        total = sum(f.astype(np.float64) for f in fracs)
+        fracs[0] = fracs[0].copy(data=dsa.map_blocks(
+            _closure_block, fracs[0].data, total.data, variables=variables,
+            dtype=fracs[0].dtype))
     clr = _log_ratios(fracs)
     if fracs[0].chunks is None and not bool(clr[variables[0]].notnull().any()):
         raise GenfillError(f"no pixel has all of {variables} observed: nothing to learn the "

@@ -133,13 +133,17 @@ def _torch_threads() -> None:
     torch.set_num_threads(n)
 
 
-def _forward_block(block: np.ndarray, transform: str, var_name: str) -> np.ndarray:
-    """Transform one block, refusing values outside the transform's domain."""
+def _forward_block(block: np.ndarray, transform: str, var_name: str, units: str = ""
+                   ) -> np.ndarray:
+    """Transform one block, refusing values outside the transform's domain and values that
+    are not data (undecoded fill values)."""
+    from .plausible import check_physical
     from .transforms import TRANSFORMS
 
     tf = TRANSFORMS[transform]
     if np.isinf(block).any():
         raise GenfillError(f"{var_name!r} contains +/-inf; replace them with NaN first")
+    check_physical(block, var_name, units)
     tf.check(block, var_name)
     with np.errstate(invalid="ignore", divide="ignore"):
         return tf.forward(block)
@@ -198,8 +202,8 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
         stack = fill.samples if not point else np.concatenate([fill.samples, fill.mean[None]])
         out[:k, f] = drop_implausible(
             stack[:, steps][..., y_core, x_core] * s[f] + m[f], lowest[f], highest[f],
-            name=f"{var_name!r} (in one chunk)", to_physical=TRANSFORMS[transform].inverse,
-            point=point)
+            name=repr(var_name), to_physical=TRANSFORMS[transform].inverse, point=point,
+            counts=False)
         if fill.std is not None:
             own = np.where(gaps, fill.std, np.nan)[steps][..., y_core, x_core]
             out[k, f] = own * s[f]
@@ -248,7 +252,9 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     x_chunks, x_depth = space_plan(x.chunks[ne + 2], nx, radius, multiple)
     x = x.rechunk({ne: t_chunks, ne + 1: y_chunks, ne + 2: x_chunks}).astype(np.float64)
 
-    t = x.map_blocks(_forward_block, transform=tf.name, var_name=str(da.name), dtype=np.float64)
+    units = str(da.attrs.get("units", ""))
+    t = x.map_blocks(_forward_block, transform=tf.name, var_name=str(da.name), units=units,
+                     dtype=np.float64)
     # The land mask and the normalisation statistics reduce over the whole record, and every
     # fill task needs them. Sharing blocks between those reductions and the fills would make
     # dask hold every input block until the reductions finish (memory growing with the
@@ -257,7 +263,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
 
     x_stats = clone(x, seed="xgenfill-statistics")
     t_stats = x_stats.map_blocks(_forward_block, transform=tf.name, var_name=str(da.name),
-                                 dtype=np.float64)
+                                 units=units, dtype=np.float64)
     observed_ever = dsa.isfinite(x_stats).any(axis=ne)
     ocean = observed_ever
     if mask is not None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import warn
 
-__all__ = ["MARGIN", "OUTLIER_WIDTHS", "bounds", "check_outliers", "drop_implausible",
+__all__ = ["MARGIN", "OUTLIER_WIDTHS", "bounds", "check_outliers", "check_physical", "drop_implausible",
            "lattice_step", "robust_scale"]
 
 # robust standard deviations beyond the observed min and max: the 3-sigma rule. Fitted models'
@@ -67,38 +67,56 @@ def robust_scale(sample: np.ndarray, axis=None) -> np.ndarray:
         return MAD_TO_STD * np.nanmedian(np.abs(sample - med), axis=axis)
 
 
+ABSURD = 1e20  # no geophysical value in any common unit is this large; fill values are 1e30+
+
+
+def _refuse(n: int, name: str, example: float, where: str) -> None:
+    from .errors import GenfillError
+
+    raise GenfillError(
+        f"{n} value(s) of {name!r} are not plausible data (e.g. {example:g}; {where}): most "
+        "likely an undecoded fill value or a unit error. Set _FillValue or missing_value on "
+        "the variable (or open the file with mask_and_scale=True), or mask them as NaN")
+
+
+def check_physical(raw: np.ndarray, name: str, units: str = "") -> None:
+    """Refuse values beyond the physical range of ``units`` (when known) or beyond 1e20: the
+    part of :func:`check_outliers` that needs no statistic of the whole field (lazy inputs run
+    it block by block at compute time)."""
+    phys = _PHYSICAL.get(units.strip().lower())
+    with np.errstate(invalid="ignore"):
+        far = np.abs(raw) > ABSURD
+        if phys is not None:
+            far |= (raw < phys[0]) | (raw > phys[1])
+    n = int(far.sum())
+    if n:
+        where = f"outside {phys[0]:g}..{phys[1]:g} {units}" if phys is not None else \
+            f"beyond {ABSURD:g}"
+        _refuse(n, name, float(raw[far][0]), where)
+
+
 def check_outliers(t: np.ndarray, name: str, raw: np.ndarray, units: str = "") -> None:
     """Refuse input values that are not data before they ruin every statistic the models are
     normalised by: outside the physical range of the variable's ``units`` (when known), or
     further from the bulk of the field than ``OUTLIER_WIDTHS`` times its 0.1-99.9 % quantile
     range (``t``: transformed (F, T, Y, X); ``raw``: the same in physical units)."""
-    from .errors import GenfillError
-
+    check_physical(raw, name, units)
     step = lattice_step(t.shape)
-    phys = _PHYSICAL.get(units.strip().lower())
     for f in range(t.shape[0]):
         sample = t[f][..., ::step, ::step]
         sample = sample[np.isfinite(sample)]
+        if sample.size < 10:
+            continue
+        lo, hi = np.quantile(sample, [0.001, 0.999])
+        width = hi - lo
+        if width <= 0:
+            continue
         with np.errstate(invalid="ignore"):
-            far = np.zeros(t[f].shape, bool)
-            if sample.size >= 10:
-                lo, hi = np.quantile(sample, [0.001, 0.999])
-                width = hi - lo
-                if width > 0:
-                    far |= (t[f] < lo - OUTLIER_WIDTHS * width) | \
-                        (t[f] > hi + OUTLIER_WIDTHS * width)
-            if phys is not None:
-                far |= (raw[f] < phys[0]) | (raw[f] > phys[1])
+            far = (t[f] < lo - OUTLIER_WIDTHS * width) | (t[f] > hi + OUTLIER_WIDTHS * width)
         n = int(far.sum())
         if n:
-            example = raw[f][far][0]
-            where = f"outside {phys[0]:g}..{phys[1]:g} {units}, " if phys is not None else ""
-            raise GenfillError(
-                f"{n} value(s) of {name!r} are not plausible data (e.g. {example:g}; {where}or "
-                f"over {OUTLIER_WIDTHS:g} times the field's range away from the rest): most "
-                "likely an undecoded fill value or a unit error. Set _FillValue or "
-                "missing_value on the variable (or open the file with mask_and_scale=True), or "
-                "mask them as NaN")
+            _refuse(n, name, float(raw[f][far][0]),
+                    f"over {OUTLIER_WIDTHS:g} times the field's range away from the rest")
 
 
 def bounds(lowest, highest, scale, fallback):
@@ -111,16 +129,20 @@ def bounds(lowest, highest, scale, fallback):
 
 
 def drop_implausible(samples: np.ndarray, lo: float, hi: float, *, name: str = "the field",
-                     to_physical=None, point: bool = False) -> np.ndarray:
+                     to_physical=None, point: bool = False, counts: bool = True
+                     ) -> np.ndarray:
     """``samples`` (K, ...) with NaN wherever any member is outside [lo, hi]; warns how many
     pixels that was. ``to_physical`` maps the bounds to the user's units for the message.
 
     With ``point`` the last entry is the model's own point estimate, which is the value: a
     pixel is refused where it is outside, and a member outside only loses that member (the
     spread is that of the others), so an ensemble never leaves more pixels empty than the
-    point estimate alone."""
+    point estimate alone. Without ``counts`` the warning names no count (lazy fills: one
+    text for every chunk, which Python's warning filter then shows once, not once a chunk)."""
     with np.errstate(invalid="ignore"):
         bad = (samples < lo) | (samples > hi)
+    filled = int(np.isfinite(samples[-1]).sum() if point
+                 else np.isfinite(samples).all(axis=0).sum())
     if point:
         outside = bad[-1]
         samples = np.where(bad, np.nan, samples).astype(samples.dtype, copy=False)
@@ -129,13 +151,12 @@ def drop_implausible(samples: np.ndarray, lo: float, hi: float, *, name: str = "
     n = int(outside.sum())
     if not n:
         return samples
-    filled = int(np.isfinite(samples[-1]).sum() if point
-                 else np.isfinite(samples).all(axis=0).sum())
     shown = (lo, hi) if to_physical is None else tuple(float(to_physical(b)) for b in (lo, hi))
-    warn(f"{n} of {filled} gap pixels of {name} were left unfilled (status 'not_filled'): the "
+    how_many = f"{n} of {filled} gap pixels" if counts else "Gap pixels"
+    warn(f"{how_many} of {name} were left unfilled (status 'not_filled'): the "
          f"model's values there fell outside the observed range widened by {MARGIN:g} robust "
          f"standard deviations ({shown[0]:.3g} to {shown[1]:.3g}): it is extrapolating, e.g. "
          "on data unlike its training data or far from any observation. Check the input, fit "
          "the model on these data (xgenfill.train) or use a classical method "
-         "(model='dineof').")
+         "(model='dineof')." + ("" if counts else " Count them with (flag == 3).sum()."))
     return np.where(outside[None], np.nan, samples).astype(samples.dtype, copy=False)

@@ -75,7 +75,8 @@ def plot_fill(original: xr.DataArray, filled: xr.Dataset, path: str | Path | Non
         if time is None:
             other = [d for d in flag.dims if d != axes.time]
             # the step with most of both: a partly cloudy image shows the fill best
-            n_fill, n_obs = (flag == 1).sum(other).values, (flag == 0).sum(other).values
+            n_fill = flag.isin([1, 4]).sum(other).values
+            n_obs = (flag == 0).sum(other).values
             time = int(np.argmax(n_fill * n_obs))
         sel = {axes.time: time}
         obs, fil, flg = original.isel(sel), filled[name].isel(sel), flag.isel(sel)
@@ -99,10 +100,11 @@ def plot_fill(original: xr.DataArray, filled: xr.Dataset, path: str | Path | Non
         im = ax.pcolormesh(*xy, data.transpose(axes.y, axes.x).values, shading="auto", **kw)
         ax.set_title(f"{name} {title}")
         fig.colorbar(im, ax=ax, label=original.attrs.get("units", ""))
-    cmap = plt.get_cmap("viridis", 4)
+    values = [int(v) for v in np.atleast_1d(flag.attrs["flag_values"])]
+    cmap = plt.get_cmap("viridis", len(values))
     im = axs[2].pcolormesh(*xy, flg.transpose(axes.y, axes.x).values, shading="auto", cmap=cmap,
-                           vmin=-0.5, vmax=3.5)
-    cb = fig.colorbar(im, ax=axs[2], ticks=[0, 1, 2, 3])
+                           vmin=-0.5, vmax=len(values) - 0.5)
+    cb = fig.colorbar(im, ax=axs[2], ticks=values)
     cb.ax.set_yticklabels(str(flag.attrs["flag_meanings"]).split())
     axs[2].set_title("status")
     when = str(original[axes.time].values[time])[:10] if axes.time is not None else ""

@@ -18,12 +18,15 @@ from .models.base import Fill
 from .prepare import Prepared
 from .transforms import Transform
 
-__all__ = ["assemble", "dataset_form", "merge_into", "range_attrs", "status_codes", "FLAG_VALUES", "FLAG_MEANINGS",
-           "history_line"]
+__all__ = ["assemble", "dataset_form", "merge_into", "limit_gaps", "range_attrs", "status_codes",
+           "history_line", "FLAG_VALUES", "FLAG_MEANINGS", "FILLS", "MEMBER"]
 
-FLAG_VALUES = np.array([0, 1, 2, 3], dtype=np.int8)
-FLAG_MEANINGS = "observed filled land_or_masked not_filled"
-OBSERVED, FILLED, LAND, NOT_FILLED = (int(v) for v in FLAG_VALUES)
+FLAG_VALUES = np.array([0, 1, 2, 3, 4], dtype=np.int8)
+FLAG_MEANINGS = "observed filled land_or_masked not_filled filled_outside_observed_range"
+# 4: a fill beyond every value observed in the input (an extrapolation, kept: it passed the
+# plausibility rule, but a user should know); every fill is flag 1 or 4
+OBSERVED, FILLED, LAND, NOT_FILLED, OUTSIDE = (int(v) for v in FLAG_VALUES)
+FILLS = (FILLED, OUTSIDE)
 # ensemble members: the dimension name xskillscore and climpred use, CF's standard_name
 MEMBER = "member"
 MEMBER_ATTRS = {"standard_name": "realization", "long_name": "ensemble member",
@@ -175,6 +178,42 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
     return ds
 
 
+def long_gaps(da: xr.DataArray, time: str, max_gap: int) -> xr.DataArray:
+    """True at the missing pixels of ``da`` that lie in a run of more than ``max_gap``
+    consecutive missing time steps (as xarray's ``interpolate_na(max_gap=...)`` counts them,
+    in steps); lazy for dask inputs."""
+    w = int(max_gap) + 1
+    gap = da.isnull()
+    # full[t]: steps t - max_gap .. t all missing (a window that starts before the record is not)
+    full = gap.astype(np.int8).rolling({time: w}).sum() >= w
+    # t is in a long run when a full window ends within t .. t + max_gap
+    ahead = full[{time: slice(None, None, -1)}].astype(np.int8).rolling(
+        {time: w}, min_periods=1).max()[{time: slice(None, None, -1)}]
+    return gap & (ahead > 0)
+
+
+def limit_gaps(result, da: xr.DataArray, time: str, max_gap: int, name: str):
+    """``result`` (DataArray, members or Dataset form) with the fills of gaps longer than
+    ``max_gap`` steps taken out again: NaN, status ``not_filled``."""
+    long = long_gaps(da, time, max_gap)
+    if isinstance(result, xr.DataArray):
+        out = result.where(~long)
+        out.attrs, out.encoding = dict(result.attrs), dict(result.encoding)
+        return out
+    out = result.copy()
+    for var in list(out.data_vars):
+        if var == f"{name}_filled_flag":
+            flag = out[var]
+            new = xr.where(long & flag.isin(FILLS), NOT_FILLED, flag).astype(flag.dtype)
+            new.attrs, new.encoding = dict(flag.attrs), dict(flag.encoding)
+            out[var] = new.transpose(*flag.dims)
+        elif var in (name, f"{name}_uncertainty", f"{name}_members"):
+            kept = out[var].where(~long)
+            kept.attrs, kept.encoding = dict(out[var].attrs), dict(out[var].encoding)
+            out[var] = kept.transpose(*out[var].dims)
+    return out
+
+
 def member_spread(members, xp=np):
     """Standard deviation of the finite members (ddof 1), NaN with fewer than two."""
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
@@ -252,6 +291,7 @@ def dataset_form(result: xr.DataArray, status, spread, *, src: xr.DataArray,
         "units": "1" if label else src.attrs.get("units", "1"), "transform": transform.name,
         "comment": comment,
     }
+    flag = _flag_outside(flag, result, src)
     storage = storage_encoding(src)
     flag.encoding = {**storage, "_FillValue": None}  # every pixel has a status
     uncertainty.encoding = dict(storage)
@@ -264,6 +304,32 @@ def dataset_form(result: xr.DataArray, status, spread, *, src: xr.DataArray,
                 "title": f"{src.attrs.get('long_name', name)}, gaps filled by xgenfill",
                 "history": history, "xgenfill_version": __version__}
     return ds
+
+
+def _flag_outside(flag: xr.DataArray, result: xr.DataArray, src: xr.DataArray) -> xr.DataArray:
+    """Fills beyond the input's observed range get status 4, with one warning (eager)."""
+    lo, hi = src.min(), src.max()  # NaN-skipping; lazy for dask inputs
+    beyond = (flag == FILLED) & ((result < lo) | (result > hi))
+    out = xr.where(beyond, OUTSIDE, flag).astype(np.int8).transpose(*flag.dims)
+    out.attrs, out.name = dict(flag.attrs), flag.name
+    if flag.chunks is None:
+        n = int(beyond.sum())
+        if n:
+            values = result.where(beyond)
+            units = src.attrs.get("units", "")
+            warn_outside(n, int((flag == FILLED).sum()), src.name, float(lo), float(hi),
+                         float(values.min()), float(values.max()), units)
+    return out
+
+
+def warn_outside(n, total, name, lo, hi, fmin, fmax, units) -> None:
+    from .errors import warn
+
+    warn(f"{n} of {total} filled pixels of {name!r} lie outside the range observed in the "
+         f"input ({lo:.3g} to {hi:.3g} {units}; these fills span {fmin:.3g} to {fmax:.3g}): "
+         "the model extrapolates there. They are kept, with status 4 "
+         "'filled_outside_observed_range' in the flag: check them, or mask them with "
+         "out.where(flag != 4)")
 
 
 def merge_into(ds: xr.Dataset, parts: list[xr.Dataset]) -> xr.Dataset:
