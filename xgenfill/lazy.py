@@ -280,7 +280,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     std = dsa.nanstd(t_stats, axis=(-3, -2, -1))
     std = dsa.where((std > 0) & dsa.isfinite(std), std, 1.0)
     mean = dsa.where(dsa.isfinite(mean), mean, 0.0)
-    from .plausible import bounds, lattice_step, robust_scale
+    from .plausible import bounds, lattice_step, physical_bounds, robust_scale
 
     seen = dsa.isfinite(t_stats)
     step = lattice_step(t_stats.shape)
@@ -290,6 +290,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
                                dtype=np.float64)
     lo, hi = bounds(dsa.where(seen, t_stats, np.inf).min(axis=(-3, -2, -1)),
                     dsa.where(seen, t_stats, -np.inf).max(axis=(-3, -2, -1)), scale, std)
+    p_lo, p_hi = physical_bounds(units, tf)  # as in the eager fill
+    lo, hi = dsa.maximum(lo, p_lo), dsa.minimum(hi, p_hi)
 
     doy, time_index = time_axis_info(da, axes)
     starts = np.concatenate([[0], np.cumsum(t_chunks)]).astype(int)

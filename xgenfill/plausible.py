@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import warn
 
-__all__ = ["MARGIN", "OUTLIER_WIDTHS", "bounds", "check_outliers", "check_physical", "drop_implausible",
+__all__ = ["MARGIN", "OUTLIER_WIDTHS", "bounds", "check_outliers", "check_physical",
+           "physical_bounds", "drop_implausible",
            "lattice_step", "robust_scale"]
 
 # robust standard deviations beyond the observed min and max: the 3-sigma rule. Fitted models'
@@ -126,6 +127,17 @@ def bounds(lowest, highest, scale, fallback):
     ok = (scale > 0) & np.isfinite(scale)
     scale = np.where(ok, scale, fallback)
     return lowest - MARGIN * scale, highest + MARGIN * scale
+
+
+def physical_bounds(units: str, transform) -> tuple[float, float]:
+    """The physical range of a variable in ``units``, in ``transform``'s units (-inf, inf when
+    the units say nothing): a fill outside it is not plausible, whatever the data."""
+    phys = _PHYSICAL.get(str(units).strip().lower())
+    if phys is None:
+        return -np.inf, np.inf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo, hi = (float(transform.forward(np.float64(b))) for b in phys)
+    return (lo if np.isfinite(lo) else -np.inf), (hi if np.isfinite(hi) else np.inf)
 
 
 def drop_implausible(samples: np.ndarray, lo: float, hi: float, *, name: str = "the field",

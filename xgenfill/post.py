@@ -307,12 +307,16 @@ def dataset_form(result: xr.DataArray, status, spread, *, src: xr.DataArray,
 
 
 def _flag_outside(flag: xr.DataArray, result: xr.DataArray, src: xr.DataArray) -> xr.DataArray:
-    """Fills beyond the input's observed range get status 4, with one warning (eager)."""
+    """Fills beyond the input's observed range get status 4, with one warning per call
+    (eager: with the counts; lazy: at compute time, one text for every chunk)."""
     lo, hi = src.min(), src.max()  # NaN-skipping; lazy for dask inputs
     beyond = (flag == FILLED) & ((result < lo) | (result > hi))
     out = xr.where(beyond, OUTSIDE, flag).astype(np.int8).transpose(*flag.dims)
     out.attrs, out.name = dict(flag.attrs), flag.name
-    if flag.chunks is None:
+    if flag.chunks is not None:  # at compute time, one text for every chunk: shown once
+        out = out.copy(data=out.data.map_blocks(_warn_outside_block, var=str(src.name),
+                                                dtype=np.int8))
+    else:
         n = int(beyond.sum())
         if n:
             values = result.where(beyond)
@@ -320,6 +324,16 @@ def _flag_outside(flag: xr.DataArray, result: xr.DataArray, src: xr.DataArray) -
             warn_outside(n, int((flag == FILLED).sum()), src.name, float(lo), float(hi),
                          float(values.min()), float(values.max()), units)
     return out
+
+
+def _warn_outside_block(block: np.ndarray, var: str) -> np.ndarray:
+    if (block == OUTSIDE).any():
+        from .errors import warn
+
+        warn(f"filled pixels of {var!r} lie outside the range observed in the input: the "
+             "model extrapolates there. They are kept, with status 4 "
+             "'filled_outside_observed_range' in the flag: count them with (flag == 4).sum()")
+    return block
 
 
 def warn_outside(n, total, name, lo, hi, fmin, fmax, units) -> None:

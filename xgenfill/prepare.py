@@ -54,7 +54,8 @@ class Prepared:
         """The fill of field ``f`` (normalised) with NaN, in its members and its point
         estimate, wherever one of them leaves the plausible range of this field's observed
         values (see :mod:`xgenfill.plausible`)."""
-        from .plausible import bounds, drop_implausible, lattice_step, robust_scale
+        from .plausible import (bounds, drop_implausible, lattice_step, physical_bounds,
+                                robust_scale)
 
         values = self.values[f]
         if not np.isfinite(values).any():
@@ -62,6 +63,10 @@ class Prepared:
         step = lattice_step(values.shape)
         lo, hi = bounds(np.nanmin(values), np.nanmax(values),
                         robust_scale(values[:, ::step, ::step]), 1.0)  # normalised: std 1
+        # and never beyond what the variable can physically be (e.g. SST of 60 degC)
+        p_lo, p_hi = physical_bounds(self.source.attrs.get("units", ""), self.transform)
+        lo = max(lo, (p_lo - self.mean[f]) / self.std[f])
+        hi = min(hi, (p_hi - self.mean[f]) / self.std[f])
         name = repr(self.source.name) if self.source.name is not None else "the field"
         own = fill.mean is not None
         both = np.concatenate([fill.samples, fill.mean[None]]) if own else fill.samples
