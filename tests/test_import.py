@@ -4,14 +4,18 @@ import sys
 import xarray as xr
 
 
-def test_import_does_not_import_torch():
-    code = ("import sys, xgenfill, xarray as xr; "
-            "assert 'torch' not in sys.modules, 'torch imported'; "
-            "assert hasattr(xr.DataArray([1.0]), 'genfill'); "
-            "assert hasattr(xr.Dataset(), 'genfill'); print('ok')")
+def _run_fresh(code: str) -> None:
+    """Run ``code`` in a fresh interpreter; it must print 'ok'."""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_import_does_not_import_torch():
+    _run_fresh("import sys, xgenfill, xarray as xr; "
+               "assert 'torch' not in sys.modules, 'torch imported'; "
+               "assert hasattr(xr.DataArray([1.0]), 'genfill'); "
+               "assert hasattr(xr.Dataset(), 'genfill'); print('ok')")
 
 
 def test_accessor_is_the_function(chl):
@@ -26,14 +30,11 @@ def test_accessor_is_the_function(chl):
 def test_models_is_the_subpackage_and_still_the_zoo_call():
     # xgenfill.models was a function shadowing the subpackage: after importing a submodule,
     # xgenfill.models.neural failed. Both must work, and the old call give the zoo's list.
-    code = ("import xgenfill, xgenfill.models.neural; "
-            "assert xgenfill.models.neural.NeuralFiller; "
-            "assert xgenfill.models() == xgenfill.list_models(); "
-            "assert xgenfill.models.registry.model_names() == xgenfill.model_names(); "
-            "print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    _run_fresh("import xgenfill, xgenfill.models.neural; "
+               "assert xgenfill.models.neural.NeuralFiller; "
+               "assert xgenfill.models() == xgenfill.list_models(); "
+               "assert xgenfill.models.registry.model_names() == xgenfill.model_names(); "
+               "print('ok')")
 
 
 def test_accessor_methods_have_the_functions_signature_less_the_object():

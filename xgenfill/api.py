@@ -72,6 +72,13 @@ def _check_covariates(filler: Filler, cov: np.ndarray | None) -> None:
                            "covariates=...))")
 
 
+def check_n_samples(n_samples: Any) -> None:
+    """Refuse an ensemble size that is not a positive integer."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
+            or n_samples < 1:
+        raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
+
+
 def check_seed(seed: Any, allow_none: bool = True) -> None:
     """Refuse a seed that is not an integer (``seed="abc"`` failed deep in numpy)."""
     if seed is None and allow_none:
@@ -288,9 +295,7 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     >>> out.chlor_a_filled_flag.attrs["flag_meanings"].split()
     ['observed', 'filled', 'land_or_masked', 'not_filled', 'filled_outside_observed_range']
     """
-    if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) \
-            or n_samples < 1:
-        raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
+    check_n_samples(n_samples)
     check_seed(seed)
     if max_gap is not None:
         if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) \

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
-from .api import check_seed, inpaint
+from .api import check_n_samples, check_seed, inpaint
 from .axes import find_axes
 from .errors import GenfillError, warn
 from .post import MEMBER, dataset_form, history_line, merge_into, range_attrs, status_codes
@@ -54,14 +54,22 @@ def _fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...]) -> list[x
             if f.chunks is not None else _checked(f, f.name) for f in fracs]
 
 
-def _closure_block(block: np.ndarray, total: np.ndarray, variables: list[str]) -> np.ndarray:
+def _refuse_open_composition(total: np.ndarray, variables: list[str], where: str) -> np.ndarray:
+    """Miss of 1 of the complete pixels of ``total`` (the sum of the fractions); refuses when
+    their median misses by more than ``CLOSURE_TOLERANCE`` (not one composition)."""
     complete = np.isfinite(total)
-    if complete.any() and np.median(np.abs(total[complete] - 1.0)) > CLOSURE_TOLERANCE:
+    miss = np.abs(total[complete] - 1.0)
+    if miss.size and np.median(miss) > CLOSURE_TOLERANCE:
         raise GenfillError(
             f"{variables} do not sum to 1 where all are observed (median sum "
-            f"{np.median(total[complete]):.3g} in a chunk of {int(complete.sum())} pixels; "
-            f"tolerance {CLOSURE_TOLERANCE}): they are not the fractions of one composition. "
-            "Pass all of its fractions, or divide them by their sum")
+            f"{np.median(total[complete]):.3g} {where} {int(complete.sum())} pixels; tolerance "
+            f"{CLOSURE_TOLERANCE}): they are not the fractions of one composition. Pass all "
+            "of its fractions, or divide them by their sum")
+    return miss
+
+
+def _closure_block(block: np.ndarray, total: np.ndarray, variables: list[str]) -> np.ndarray:
+    _refuse_open_composition(total, variables, "in a chunk of")
     return block
 
 
@@ -69,19 +77,10 @@ def _check_closure(fracs: list[xr.DataArray], variables: list[str]) -> None:
     """Refuse fractions that are not one composition (their complete pixels do not sum to 1);
     warn about the pixels that miss it by more than ``CLOSURE_TOLERANCE``."""
     total = sum(np.asarray(f.values, np.float64) for f in fracs)
-    complete = np.isfinite(total)
-    if not complete.any():
-        return
-    miss = np.abs(total[complete] - 1.0)
-    if np.median(miss) > CLOSURE_TOLERANCE:
-        raise GenfillError(
-            f"{variables} do not sum to 1 where all are observed (median sum "
-            f"{np.median(total[complete]):.3g} over {int(complete.sum())} pixels; tolerance "
-            f"{CLOSURE_TOLERANCE}): they are not the fractions of one composition. Pass all "
-            "of its fractions, or divide them by their sum")
+    miss = _refuse_open_composition(total, variables, "over")
     n = int((miss > CLOSURE_TOLERANCE).sum())
     if n:
-        warn(f"{n} of {int(complete.sum())} fully observed pixels of {variables} do not sum to "
+        warn(f"{n} of {miss.size} fully observed pixels of {variables} do not sum to "
              f"1 within {CLOSURE_TOLERANCE} (worst {float(miss.max()):.3g}); they are kept as "
              "they are, and the fills of their neighbours sum to 1")
 
@@ -276,8 +275,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     >>> bool(abs(total.where(out.pico_filled_flag == 1) - 1).max() < 1e-6)
     True
     """
-    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise GenfillError(f"n_samples must be a positive integer, got {n_samples!r}")
+    check_n_samples(n_samples)
     check_seed(seed)
     variables = list(variables) if not isinstance(variables, str) else variables
     fracs = _fractions(ds, variables)
