@@ -46,6 +46,9 @@ sys.path.insert(0, str(ROOT))
 import xgenfill  # noqa: E402
 from xgenfill import metrics  # noqa: E402
 from xgenfill.masks import coverage  # noqa: E402
+from xgenfill.api import _adapt_init, _auto_init  # noqa: E402
+from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
+from xgenfill.models.io import model_classes  # noqa: E402
 from xgenfill.models.registry import get_filler  # noqa: E402
 from xgenfill.transforms import TRANSFORMS  # noqa: E402
 
@@ -109,7 +112,7 @@ def case_c() -> tuple[xr.DataArray, str, dict]:
 
 CASES = {"A": case_a, "B": case_b, "C": case_c}
 PRETRAINED = {"A": ("diffusion-chl-v1", "vae-chl-v1"), "C": ("diffusion-chl-v1", "vae-chl-v1"),
-              "B": (str(ROOT / "weights/diffusion-sst-v1"), str(ROOT / "weights/vae-sst-v1"))}
+              "B": ("diffusion-sst-v1", "vae-sst-v1")}
 FIT_FROM_SCRATCH = {"B"}  # see the module docstring
 
 
@@ -134,6 +137,18 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
             budget = {"max_steps": fit_steps} if fit_steps else {"max_time": fit_seconds}
             specs.append((f"{label}+fit", start,
                           {**budget, "progress": False, "augment": augment}))
+    # the default call (model="auto": the pretrained diffusion model checked against the
+    # classical fills on the case's own observed pixels), zero-shot
+    specs.append(("auto", Guarded(get_filler(dif, device="cpu"), CLASSICAL), None))
+    if fit_seconds > 0 or fit_steps:
+        # the fit recipe a user gets: xgenfill.train(da) with its defaults (init="auto"),
+        # then inpaint(da, network=model): the same check weighs the fitted network
+        start, arch, how = _auto_init("diffusion", da, "auto", None, {}, "cpu")
+        net = (_adapt_init(start, arch) if start is not None
+               else model_classes()["diffusion"](device="cpu", **arch))
+        budget = {"max_steps": fit_steps} if fit_steps else {"max_time": fit_seconds}
+        specs.append(("recipe", Guarded(net, CLASSICAL), {**budget, "progress": False}))
+        print(f"  {name} recipe starts from: {how}", flush=True)
     if quick:
         specs = [s for s in specs if s[0] in ("linear_time", "dineof", "vae")]
     if only:
@@ -163,7 +178,7 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
         ens = metrics.ensemble_scores(members, truth)
         steps = int(res.holdout.any([d for d in res.holdout.dims if d != da.dims[0]]).sum())
         ny, nx = [da.sizes[d] for d in da.dims[1:]]
-        k = n_samples if label.startswith(("diffusion", "vae")) else 1
+        k = n_samples if label.startswith(("diffusion", "vae", "auto", "recipe")) else 1
         fill_s = float(r.fill_seconds)
         rows.append({
             "case": name, "model": label, "n": det["n"], "rmse": det["rmse"], "mae": det["mae"],
@@ -176,6 +191,7 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
             "training": json.loads(str(r.training.values) or "{}"),
             "mpx_s": steps * ny * nx * k / fill_s / 1e6 if fill_s > 0 else float("nan"),
             "peak_mem_gb": peak / 2**30, "n_not_filled": int(r.n_not_filled),
+            "guard": str(r.guard.values),
             "units": "log10" if res.attrs["transform"] == "log10" else res.attrs["units"],
         })
         print(_fmt_row(rows[-1]), flush=True)

@@ -22,7 +22,7 @@ print(out)
 # One day before and after. Observed pixels are unchanged; land (never observed) stays empty.
 
 # the day with most of both observed and filled pixels: a partly cloudy day shows the fill best
-n_filled = out.chl_filled_flag.isin([1, 4]).sum(("lat", "lon")).values
+n_filled = out.chl_filled_flag.isin([1, 4, 5]).sum(("lat", "lon")).values
 n_observed = (out.chl_filled_flag == 0).sum(("lat", "lon")).values
 day = int(np.argmax(n_filled * n_observed))
 when = str(ds.time.values[day])[:10]
@@ -45,7 +45,7 @@ plt.show()
 # %%
 # How much of each day was filled, and how uncertain the fills are on average.
 
-filled = out.chl_filled_flag.isin([1, 4])  # 4: a fill beyond the observed range
+filled = out.chl_filled_flag.isin([1, 4, 5])  # 4, 5: beyond the observed range, never observed
 share = filled.mean(("lat", "lon"))
 spread = out.chl_uncertainty.where(filled).mean(("lat", "lon"))
 fig, ax = plt.subplots(figsize=(9, 3), constrained_layout=True)

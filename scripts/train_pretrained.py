@@ -115,7 +115,8 @@ def prepare(realdata: Path, out: Path) -> None:
 
 def train(data: Path, kind: str, var: str, max_time: float, max_steps: int, seed: int,
           out: Path, name: str, device: str, batch_size: int, patch: int,
-          widths: tuple[int, ...], init: Path | None = None) -> None:
+          widths: tuple[int, ...], init: Path | None = None,
+          exclude: tuple[str, ...] = (), library_file: Path | None = None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import torch
 
@@ -124,6 +125,14 @@ def train(data: Path, kind: str, var: str, max_time: float, max_steps: int, seed
 
     arrays = np.load(data / f"{var}.npz")
     meta = json.loads((data / f"{var}.json").read_text())
+    unknown = sorted(set(exclude) - set(meta["sources"]))
+    if unknown:
+        raise SystemExit(f"--exclude {unknown}: not among the sources {list(meta['sources'])}")
+    # leave-one-dataset-out folds (benchmarks/leave_one_out.py) train without whole sources
+    meta["sources"] = {k: v for k, v in meta["sources"].items() if k not in exclude}
+    meta["descriptions"] = {k: v for k, v in meta["descriptions"].items() if k not in exclude}
+    if exclude:
+        meta["excluded"]["sources"] = list(exclude)
     cubes = []
     for src in meta["sources"]:
         v = arrays[f"{src}__values"].astype(np.float32)
@@ -137,9 +146,14 @@ def train(data: Path, kind: str, var: str, max_time: float, max_steps: int, seed
     else:
         model = model_classes()[kind](device=device, widths=widths)
         previous = {}
+    library = arrays["cloud_library"]
+    if library_file is not None:  # another cloud library (a fold without PhytoFit 2015)
+        library = np.load(library_file)
+        meta["cloud_library"] = f"{len(library)} masks from {library_file.name}"
     t0 = time.time()
     model.fit(cubes, max_steps=max_steps, max_time=max_time, seed=seed, batch_size=batch_size,
-              patch=patch, cloud_library=arrays["cloud_library"], progress=False,
+              patch=patch, cloud_library=library,
+              progress=False,
               eval_every=250, patience=40)
     cmd = " ".join(["python", "scripts/train_pretrained.py"] + sys.argv[1:])
     model.meta.update({
@@ -176,13 +190,19 @@ def main() -> None:
     b.add_argument("--out", type=Path, default=Path("weights"))
     b.add_argument("--name")
     b.add_argument("--init", type=Path, help="continue from these weights")
+    b.add_argument("--exclude", nargs="+", default=[],
+                   help="leave these sources out (leave-one-dataset-out folds)")
+    b.add_argument("--cloud-library", type=Path,
+                   help="(N, Y, X) boolean .npy of cloud masks to use instead of PhytoFit "
+                        "2015's (a fold without PhytoFit 2015 must not see its cloud shapes)")
     args = p.parse_args()
     if args.cmd == "prepare":
         prepare(args.realdata, args.out)
     else:
         train(args.data, args.kind, args.var, args.max_time, args.max_steps, args.seed,
               args.out, args.name or f"{args.kind}-{args.var}-v1", args.device,
-              args.batch_size, args.patch, tuple(args.widths), args.init)
+              args.batch_size, args.patch, tuple(args.widths), args.init,
+              tuple(args.exclude), args.cloud_library)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_console_script_show_versions_and_demo(tmp_path):
     assert (tmp_path / "d.png").stat().st_size > 10_000
     ds = xr.open_dataset(tmp_path / "d.nc")
     assert int((ds.chl_filled_flag == 1).sum()) > 0
-    assert "model='diffusion'" in ds.attrs["history"]  # the global attribute, CF's place
+    assert "model='auto'" in ds.attrs["history"]  # the global attribute, CF's place
     assert "history" not in ds.chl.attrs
 
 

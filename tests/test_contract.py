@@ -59,7 +59,7 @@ def test_dataset_form_flags_and_uncertainty():
     flag, unc = ds["chl_filled_flag"], ds["chl_uncertainty"]
     assert ds.chl.attrs["ancillary_variables"] == "chl_filled_flag chl_uncertainty"
     assert flag.dtype == np.int8
-    assert list(flag.attrs["flag_values"]) == [0, 1, 2, 3, 4]
+    assert list(flag.attrs["flag_values"]) == [0, 1, 2, 3, 4, 5]
     assert flag.attrs["flag_meanings"] == FLAG_MEANINGS
     assert flag.attrs["standard_name"] == "status_flag"  # the modifier form is deprecated
     obs = np.isfinite(da.values)

@@ -105,6 +105,22 @@ def build_filler(model: "str | Path | Filler", transform_name: str,
     """
     family = None if variable is None else variable_family(variable, transform_name)
     label = "the data" if variable is None else describe(variable)
+    if isinstance(model, str) and model == "auto":
+        model_kwargs = dict(model_kwargs)
+        network = model_kwargs.pop("network", None)
+        if network is not None:  # a network of the user's (e.g. from xgenfill.train)
+            from .models.guard import CLASSICAL, Guarded
+
+            guard = {k: model_kwargs.pop(k) for k in ("candidates", "holdout_fraction")
+                     if k in model_kwargs}
+            net = build_filler(network, transform_name, variable, **model_kwargs)
+            return Guarded(net, guard.get("candidates", CLASSICAL),
+                           guard.get("holdout_fraction", 0.1))
+        try:
+            net = _generic_family("diffusion", transform_name, family, label)
+        except GenfillError:  # no pretrained network for these data: classical candidates only
+            net = None
+        return get_filler("auto", variable=net, **model_kwargs)
     if isinstance(model, str) and model in ("diffusion", "vae"):
         return get_filler(model, variable=_generic_family(model, transform_name, family, label),
                           **model_kwargs)
@@ -180,7 +196,7 @@ def run_filler(filler: Filler, prep: Prepared, n_samples: int, seed: int | None,
     return fills
 
 
-def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_samples: int = 1,
+def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "auto", *, n_samples: int = 1,
             seed: int | None = 0, mask: xr.DataArray | np.ndarray | None = None,
             transform: str = "auto", dims: dict[str, str] | None = None,
             return_dataset: bool = False, keep_members: bool = False,
@@ -202,9 +218,15 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
         names or order; other dimensions are filled independently. A dask-backed input gives
         a lazy dask-backed result (nothing is computed until you ask; input checks that need
         the values then run at compute time).
-    model : str, path or model object, default "diffusion"
-        ``"diffusion"`` (default: the pretrained conditional diffusion model; the one embedded
-        in the package when nothing else is cached), ``"vae"``, ``"dineof"``, a baseline
+    model : str, path or model object, default "auto"
+        ``"auto"`` (default): the pretrained conditional diffusion model of the variable's
+        family and the classical fills, combined with weights fitted on observed pixels of
+        ``da`` hidden under transplanted real clouds (:mod:`xgenfill.models.guard`), so that a
+        network that is wrong on these data gets no weight; the weights are recorded in the
+        ``history`` and, with ``return_dataset=True``, in the ``xgenfill_guard_*``
+        attributes. It costs about two fills of each candidate. ``"diffusion"`` (the
+        pretrained network alone; the one embedded in the package when nothing else is
+        cached), ``"vae"``, ``"dineof"``, a baseline
         (``"linear_time"``, ``"climatology"``, ``"linear_space"``, ``"anomaly"``), a registered
         pretrained name (:func:`xgenfill.list_models`), a path to saved weights, or a model
         object from :func:`xgenfill.train`.
@@ -217,8 +239,12 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
         Seed of the generative sampler (the same seed gives the same output, whatever the
         tiling or chunking).
     mask : xarray.DataArray or numpy.ndarray, optional
-        Boolean land/sea mask (True = sea, may be filled), on the data's grid. Pixels never
-        observed in the input are land and are never filled either.
+        Boolean land/sea mask (True = sea, may be filled), on the data's grid; it defines the
+        sea. A sea pixel never observed in the input is filled from its nearest pixel with a
+        value, status ``filled_never_observed``, its uncertainty the error of that spatial
+        extrapolation (:mod:`xgenfill.extrapolate`; dask inputs: status ``not_filled``, load
+        the data to fill them). Without a mask, a pixel never observed is land and is not
+        filled.
     transform : {"auto", "log10", "logit", "identity"}, default "auto"
         ``"auto"``: log10 for chlorophyll, logit for fractions, standardisation otherwise.
     dims : dict, optional
@@ -292,8 +318,9 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     uncertainty:
 
     >>> out = ds.chlor_a.genfill.inpaint(model="linear_time", return_dataset=True)
-    >>> out.chlor_a_filled_flag.attrs["flag_meanings"].split()
-    ['observed', 'filled', 'land_or_masked', 'not_filled', 'filled_outside_observed_range']
+    >>> out.chlor_a_filled_flag.attrs["flag_meanings"].split()  # doctest: +NORMALIZE_WHITESPACE
+    ['observed', 'filled', 'land_or_masked', 'not_filled', 'filled_outside_observed_range',
+     'filled_never_observed']
     """
     check_n_samples(n_samples)
     check_seed(seed)
@@ -353,11 +380,17 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
     finally:
         if previous is not None:
             filler.progress = previous
+    extrapolation = None
+    if prep.never is not None:
+        fills, extrapolation = extend_to_never_observed(prep, fills)
     call = _call_repr(model, n_samples=asked, seed=seed, **model_kwargs_call)
+    guard = guard_summary(fills, prep)
+    if guard:  # what the default's own check decided belongs to the record of the fill
+        call += f" (auto check: {'; '.join(g['weights'] for g in guard)})"
     result = assemble(prep, fills, call=call, weights=filler.weights_hash,
                       members=n_samples > 1 and not return_dataset,
                       return_dataset=return_dataset, keep_members=keep_members and asked > 1,
-                      obs_error=obs_error)
+                      obs_error=obs_error, extrapolation=extrapolation)
     if return_dataset:
         info = {k: v for f in fills for k, v in f.info.items()
                 if isinstance(v, (int, float, str))}
@@ -365,11 +398,53 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "diffusion", *, n_s
             result.attrs[f"xgenfill_{key}"] = value
         if "cv_rmse" in info:  # report DINEOF's CV error in transformed units, not normalised
             result.attrs["xgenfill_cv_rmse"] = float(info["cv_rmse"] * prep.std[0])
+        for key in [k for k in result.attrs if k.startswith("xgenfill_guard_rmse_")]:
+            del result.attrs[key]
+        for f, g in enumerate(guard):  # hidden-pixel errors, in transformed units
+            tag = "" if len(guard) == 1 else f"_field{f}"
+            for key, value in g["rmse"].items():
+                result.attrs[f"xgenfill_guard_rmse_{key}{tag}"] = value
+            if len(guard) > 1:
+                result.attrs[f"xgenfill_guard_weights{tag}"] = g["weights"]
     return result
 
 
+def extend_to_never_observed(prep: Prepared, fills: list[Fill]
+                             ) -> tuple[list[Fill], np.ndarray]:
+    """Fill the sea pixels of ``mask=`` that were never observed from their nearest known
+    pixel (:mod:`xgenfill.extrapolate`); ``prep`` then counts them as ocean. Returns the fills
+    and the (F, T, Y, X) normalised extrapolation error."""
+    from .extrapolate import extend_fill, extrapolation_std, structure_function
+
+    out, extra = [], np.zeros(prep.values.shape, np.float32)
+    for f, fill in enumerate(fills):
+        never = prep.never[f]
+        if not never.any():
+            out.append(fill)
+            continue
+        fill, dist = extend_fill(fill, prep.values[f], never)
+        sf = structure_function(prep.values[f])
+        extra[f] = np.where(never[None], extrapolation_std(dist, sf), 0.0)
+        out.append(fill)
+    prep.ocean = prep.ocean | prep.never
+    return out, extra
+
+
+def guard_summary(fills: list[Fill], prep: Prepared) -> list[dict[str, Any]]:
+    """Per field, the weights model='auto' gave its candidates and their hidden-pixel RMSE in
+    transformed units (empty for other models)."""
+    out = []
+    for f, fill in enumerate(fills):
+        if "guard_weights" not in fill.info:
+            continue
+        rmse = {k[len("guard_rmse_"):]: float(v * prep.std[f]) for k, v in fill.info.items()
+                if k.startswith("guard_rmse_")}
+        out.append({"weights": fill.info["guard_weights"], "rmse": rmse})
+    return out
+
+
 def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
-                    model: "str | Path | Filler" = "diffusion", **kwargs: Any) -> xr.Dataset:
+                    model: "str | Path | Filler" = "auto", **kwargs: Any) -> xr.Dataset:
     """Fill several variables of a Dataset, each with its flag and uncertainty.
 
     Each variable is filled on its own by :func:`inpaint` with ``return_dataset=True``; the
@@ -383,7 +458,7 @@ def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
     variables : str or list of str, optional
         Names of the variables to fill; by default every floating-point data variable with a
         spatial extent (two or more dimensions).
-    model : str, path or model object, default "diffusion"
+    model : str, path or model object, default "auto"
         Any model :func:`inpaint` accepts, used for every variable.
     **kwargs
         Other options of :func:`inpaint` (``n_samples``, ``seed``, ``mask``, ``dims``,
@@ -442,10 +517,40 @@ def _adapt_init(filler: "Filler", arch: dict[str, Any]) -> "Filler":
     return out
 
 
+def _auto_init(model: Any, da: xr.DataArray, transform: str, covariates: Any,
+               arch: dict[str, Any], device: str) -> tuple[Any, dict[str, Any], str]:
+    """``init="auto"``: the pretrained model of the variable's family (with guides) when
+    there is one of this kind and ``arch`` changes nothing fixed, else a residual network
+    from scratch."""
+    from .models.neural import NeuralFiller
+    from .transforms import choose_transform
+
+    if isinstance(model, NeuralFiller) or model not in ("diffusion", "vae"):
+        return None, arch, "given model" if isinstance(model, NeuralFiller) else "scratch"
+    try:
+        tf_name = choose_transform(da, np.empty(0), transform).name
+    except GenfillError:
+        tf_name = None
+    family = None if tf_name is None else variable_family(da, tf_name)
+    from .models.io import model_classes
+
+    fixed = set(arch) - {"guides"} - set(model_classes()[model].default_options())
+    pretrained_ok = (family == "chl" and tf_name == "log10") or \
+        (family == "sst" and tf_name == "identity")
+    if pretrained_ok and not fixed and covariates is None:  # pretrained: no covariates
+        import warnings
+
+        with warnings.catch_warnings():  # the family is known: nothing to warn about here
+            warnings.simplefilter("ignore")
+            init = get_filler(model, variable=family, device=device)
+        return init, {"guides": True, **arch}, f"pretrained {init.name} (fine-tuned)"
+    return None, {"residual": True, **arch}, "scratch (residual on the anomaly fill)"
+
+
 def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
           transform: str = "auto", dims: dict[str, str] | None = None, max_steps: int = 2000,
           max_time: float | None = None, device: str = "auto", seed: int = 0,
-          progress: bool = False, init: "str | Path | Filler | None" = None,
+          progress: bool = False, init: "str | Path | Filler | None" = "auto",
           batch_size: int = 16, patch: int = 64, lr: float = 2e-3, val_fraction: float = 0.1,
           augment: bool = False, val_split: str = "auto",
           covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **arch: Any
@@ -486,11 +591,18 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         Seed of the initialisation, the crops and their transplanted clouds.
     progress : bool, default False
         Show a tqdm progress bar over the training steps.
-    init : str, path or model object, optional
+    init : "auto", str, path, model object or None, default "auto"
         Start from these weights (e.g. ``"diffusion"`` for the pretrained default, or a path)
         instead of a random initialisation (fine-tuning). ``guides=True`` adds the guide
         channels to a model saved without them (they start with zero weight); sampler options
-        may be changed; the rest of the architecture is the init's.
+        may be changed; the rest of the architecture is the init's. ``"auto"`` (the
+        benchmark's best recipe): fine-tune the pretrained model of the variable's family
+        (chlorophyll, SST) with guide channels when there is one and ``arch`` asks for
+        nothing it cannot change; otherwise train from scratch as a residual correction of
+        the anomaly fill (``residual=True`` unless ``arch`` says otherwise). ``None``: from
+        scratch as ``arch`` says. The start is recorded in ``meta["training"]["init"]``.
+        Fill with the result through the default's check, ``inpaint(da, network=model)``,
+        or alone, ``inpaint(da, model=model)``.
     batch_size : int, default 16
         Training crops per optimiser step.
     patch : int, default 64
@@ -551,6 +663,13 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     from .models.neural import NeuralFiller
 
     classes = model_classes()
+    start = "given model"
+    if isinstance(init, str) and init == "auto":
+        init, arch, start = _auto_init(model, da, transform, covariates, arch, device)
+    elif init is not None:
+        start = str(getattr(init, "name", init))
+    else:
+        start = "scratch"
     if isinstance(model, NeuralFiller):
         filler = model.copy()
     elif model in classes:
@@ -571,6 +690,10 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     filler.fit(_cubes(prep, cov), max_steps=max_steps, max_time=max_time, seed=seed,
                progress=progress, batch_size=batch_size, patch=patch, lr=lr,
                val_fraction=val_fraction, augment=augment, val_split=val_split)
+    filler.meta.setdefault("training", {})["init"] = start
+    init_source = init if isinstance(init, (str, Path)) else getattr(init, "source", None)
+    if init_source:  # where a refit (validate) starts again: these weights, not from scratch
+        filler.meta["init_source"] = str(init_source)
     ny, nx = prep.values.shape[-2:]
     filler.meta.update({
         "trained_on": "user", "variable": str(da.name), "units": da.attrs.get("units", ""),

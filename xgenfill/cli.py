@@ -29,10 +29,11 @@ def _option(text: str) -> tuple[str, object]:
 
 def _fill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
-                   help="model name (diffusion, vae, dineof, linear_time, climatology, "
+                   help="model name (auto, diffusion, vae, dineof, linear_time, climatology, "
                         "linear_space, anomaly), a registered pretrained name (xgenfill models "
-                        "list) or a weights path (default: diffusion, the pretrained "
-                        "conditional diffusion model of the variable's family; with "
+                        "list) or a weights path (default: auto, the pretrained diffusion "
+                        "model of the variable's family combined with the classical fills by "
+                        "weights checked on the input's own observed pixels; with "
                         "--fractions: anomaly, as no pretrained model knows fractions)")
     p.add_argument("--n-samples", type=int, default=1,
                    help="ensemble size of generative models; >1 adds the members' spread as "
@@ -157,7 +158,7 @@ def _inpaint(args: argparse.Namespace) -> None:
         mask = ds[args.mask_var]
     elif args.mask:
         mask = _read_mask(*args.mask)
-    model = args.model or ("anomaly" if args.fractions else "diffusion")
+    model = args.model or ("anomaly" if args.fractions else "auto")
     common = dict(model=model, n_samples=args.n_samples, seed=args.seed, mask=mask,
                   dims=args.dims, progress=True, **dict(args.option))
     if args.max_gap is not None:
@@ -178,14 +179,15 @@ def _demo(args: argparse.Namespace) -> None:
     if args.png is not None:
         _check_output(args.png)
     from .api import inpaint
+    from .post import FILLS
     from .samples import open_sample
 
     ds = open_sample("phytofit")
-    args.model = args.model or "diffusion"
+    args.model = args.model or "auto"
     out = inpaint(ds.chl, model=args.model, n_samples=args.n_samples, seed=args.seed,
                   return_dataset=True, progress=True, **dict(args.option))
     flags = out.chl_filled_flag
-    print(f"filled {int(flags.isin([1, 4]).sum())} gap pixels of the bundled MODIS chl sample "
+    print(f"filled {int(flags.isin(FILLS).sum())} gap pixels of the bundled MODIS chl sample "
           f"({dict(ds.chl.sizes)}) with model={args.model!r}")
     _write(out, ds.chl, args.output, args.png)
 

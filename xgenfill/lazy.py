@@ -25,8 +25,8 @@ import xarray as xr
 
 from .errors import GenfillError
 from .models.base import Cube, Filler
-from .post import (FILLED, MEMBER, dataset_form, history_line, member_coord, member_spread,
-                   range_attrs, spread_comment, status_codes, with_members)
+from .post import (FILLED, MEMBER, NOT_FILLED, dataset_form, history_line, member_coord,
+                   member_spread, range_attrs, spread_comment, status_codes, with_members)
 from .prepare import check_structure, descending_axes, time_axis_info
 from .transforms import choose_transform
 
@@ -47,7 +47,8 @@ def time_depth(filler: Filler) -> int | None:
 
     if isinstance(filler, NeuralFiller):
         return max(filler.window, CLIM_HALF)
-    return 0 if not filler.needs_time else None
+    whole = filler.needs_time or getattr(filler, "needs_record", False)
+    return None if whole else 0
 
 
 def space_plan(chunks: tuple[int, ...], n: int, radius: int | None, multiple: int
@@ -274,6 +275,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
         user = user[..., ::-1, :] if flip_y else user
         user = user[..., ::-1] if flip_x else user
         ocean = ocean & user
+        # sea pixels never observed: filled eagerly (xgenfill.extrapolate), not lazily yet
+        never_sea = user & ~observed_ever
     t = dsa.where(ocean[..., None, :, :], t, np.nan)
     t_stats = dsa.where(ocean[..., None, :, :], t_stats, np.nan)
     mean = dsa.nanmean(t_stats, axis=(-3, -2, -1))
@@ -344,6 +347,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     else:  # the model's own point estimate is the value (a refused member loses only itself)
         finite = dsa.isfinite(best)
     status = status_codes(ocean[..., None, :, :], gap, finite)
+    if mask is not None:  # they are sea: not land, but not filled here (load the data)
+        status = dsa.where(never_sea[..., None, :, :], NOT_FILLED, status).astype(np.int8)
 
     def back(arr):
         if flip_y:

@@ -9,6 +9,7 @@ import xarray as xr
 
 from .axes import find_axes
 from .errors import GenfillError
+from .post import FILLS
 
 
 def _pyplot():
@@ -75,7 +76,7 @@ def plot_fill(original: xr.DataArray, filled: xr.Dataset, path: str | Path | Non
         if time is None:
             other = [d for d in flag.dims if d != axes.time]
             # the step with most of both: a partly cloudy image shows the fill best
-            n_fill = flag.isin([1, 4]).sum(other).values
+            n_fill = flag.isin(FILLS).sum(other).values
             n_obs = (flag == 0).sum(other).values
             time = int(np.argmax(n_fill * n_obs))
         sel = {axes.time: time}

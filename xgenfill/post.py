@@ -21,12 +21,13 @@ from .transforms import Transform
 __all__ = ["assemble", "dataset_form", "merge_into", "limit_gaps", "range_attrs", "status_codes",
            "history_line", "FLAG_VALUES", "FLAG_MEANINGS", "FILLS", "MEMBER"]
 
-FLAG_VALUES = np.array([0, 1, 2, 3, 4], dtype=np.int8)
-FLAG_MEANINGS = "observed filled land_or_masked not_filled filled_outside_observed_range"
+FLAG_VALUES = np.array([0, 1, 2, 3, 4, 5], dtype=np.int8)
+FLAG_MEANINGS = ("observed filled land_or_masked not_filled filled_outside_observed_range "
+                 "filled_never_observed")
 # 4: a fill beyond every value observed in the input (an extrapolation, kept: it passed the
 # plausibility rule, but a user should know); every fill is flag 1 or 4
-OBSERVED, FILLED, LAND, NOT_FILLED, OUTSIDE = (int(v) for v in FLAG_VALUES)
-FILLS = (FILLED, OUTSIDE)
+OBSERVED, FILLED, LAND, NOT_FILLED, OUTSIDE, NEVER = (int(v) for v in FLAG_VALUES)
+FILLS = (FILLED, OUTSIDE, NEVER)
 # ensemble members: the dimension name xskillscore and climpred use, CF's standard_name
 MEMBER = "member"
 MEMBER_ATTRS = {"standard_name": "realization", "long_name": "ensemble member",
@@ -110,7 +111,8 @@ def _to_source_layout(prep: Prepared, arr: np.ndarray, lead: tuple[str, ...] = (
 
 def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | None,
              members: bool, return_dataset: bool, keep_members: bool = False,
-             obs_error: "float | xr.DataArray | None" = None) -> xr.DataArray | xr.Dataset:
+             obs_error: "float | xr.DataArray | None" = None,
+             extrapolation: np.ndarray | None = None) -> xr.DataArray | xr.Dataset:
     """Build the user-facing result.
 
     Parameters
@@ -121,6 +123,9 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
         Keep every ensemble member along a ``sample`` dimension (DataArray form); otherwise
         the point estimate is returned: the model's own (:attr:`Fill.mean`) or the members'
         mean in transformed space.
+    extrapolation
+        (F, T, Y, X) normalised error of the spatial extrapolation at sea pixels never
+        observed (:mod:`xgenfill.extrapolate`), combined with their spread; None: none.
     """
     src = prep.source
     name = src.name if src.name is not None else "data"
@@ -147,8 +152,13 @@ def assemble(prep: Prepared, fills: list[Fill], *, call: str, weights: str | Non
     # the value decides: a model's own point estimate, else every member (their mean)
     ok = np.isfinite(mean_t) if own else np.isfinite(samples).all(axis=0) & np.isfinite(mean_t)
     status = status_codes(prep.ocean[:, None], prep.gaps, ok)
+    if extrapolation is not None:
+        never = prep.never[:, None] & (status == FILLED)
+        status = np.where(never, NEVER, status).astype(np.int8)
+        extra = extrapolation * prep.std[:, None, None, None]  # transformed units
+        spread = np.where(never, np.sqrt(np.nan_to_num(spread) ** 2 + extra ** 2), spread)
     status_src = _to_source_layout(prep, status)
-    fill_here = status_src == FILLED
+    fill_here = np.isin(status_src, (FILLED, NEVER))
 
     def finish(values_t: np.ndarray, lead: tuple[str, ...] = ()) -> np.ndarray:
         phys = prep.transform.inverse(_to_source_layout(prep, values_t, lead))
@@ -281,7 +291,8 @@ def dataset_form(result: xr.DataArray, status, spread, *, src: xr.DataArray,
     })
     spread = xr.DataArray(spread, dims=src.dims, coords=src.coords)
     observed = np.nan if obs_error is None else obs_error
-    unc = xr.where(flag == FILLED, spread, xr.where(flag == OBSERVED, observed, np.nan))
+    unc = xr.where(flag.isin((FILLED, NEVER)), spread,
+                   xr.where(flag == OBSERVED, observed, np.nan))
     label = transform.label
     desc = f"{label}({name})" if label else name
     uncertainty = unc.astype(np.float32).rename(unc_name)

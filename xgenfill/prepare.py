@@ -40,6 +40,8 @@ class Prepared:
     time_index: np.ndarray | None = None  # (T,) float days since the first step, for interpolation
     periodic_x: bool = False
     extra_shape: tuple[int, ...] = field(default_factory=tuple)
+    # (F, Y, X) sea pixels of mask= never observed (filled by spatial extrapolation); None: none
+    never: np.ndarray | None = None
 
     @property
     def observed(self) -> np.ndarray:
@@ -320,6 +322,9 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
             "pass mask= (True over sea) or give a time axis"
         )
     ocean = observed_ever if user is None else (user & (observed_ever | (nt == 1)))
+    # mask= defines the sea: its pixels without a single observation are filled afterwards,
+    # from their surroundings (xgenfill.extrapolate), not taken for land
+    never = None if user is None or nt == 1 else user & ~observed_ever
 
     with np.errstate(invalid="ignore"):
         t = tf.forward(cube)
@@ -335,6 +340,8 @@ def prepare(da: xr.DataArray, *, mask=None, transform: str | None = "auto",
                     periodic_x=is_periodic_longitude(da, axes), extra_shape=extra_shape)
     prep.values = np.ascontiguousarray(prep.to_canonical(prep.values))
     prep.ocean = np.ascontiguousarray(prep.to_canonical(prep.ocean))
+    if never is not None and never.any():
+        prep.never = np.ascontiguousarray(prep.to_canonical(never))
     if not prep.gaps.any():
         warn(f"{da.name!r} has no missing pixels over the ocean: nothing to fill")
     return prep

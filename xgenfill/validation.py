@@ -100,20 +100,43 @@ def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepa
         label = str(spec)
         filler = build_filler(spec, prep.transform.name, prep.source,
                               **model_kwargs.get(label, {}))
-    fit_seconds, summary = 0.0, ""
+    from .models.guard import Guarded
+
+    if isinstance(filler, Guarded) and isinstance(filler.network, NeuralFiller):
+        # model='auto' with a network: the network is refitted as it would be alone
+        net, fit_seconds, summary = _refit(filler.network, fit, cubes)
+        if net is not filler.network:
+            filler = Guarded(net, filler.candidates, filler.holdout_fraction)
+        return label, filler, fit_seconds, summary
     if isinstance(filler, NeuralFiller):
-        trained_on_user = filler.meta.get("trained_on") == "user"
-        if trained_on_user or fit is not None:
-            kwargs = dict(filler.meta.get("training_kwargs", {}))
-            kwargs.update(fit or {})
-            # a model trained on these data has seen the held-out pixels: start afresh
-            fresh = filler.fresh() if trained_on_user else filler.copy()
-            t0 = time.perf_counter()
-            fresh.fit(cubes, **kwargs)
-            fit_seconds = time.perf_counter() - t0
-            filler = fresh
-            summary = json.dumps(fresh.meta.get("training", {}), default=str)
-    return label, filler, fit_seconds, summary
+        filler, fit_seconds, summary = _refit(filler, fit, cubes)
+        return label, filler, fit_seconds, summary
+    return label, filler, 0.0, ""
+
+
+def _refit(filler: Any, fit: dict | None, cubes) -> tuple[Any, float, str]:
+    """A learned model that saw the user's data (or any, with ``fit=``), refitted on
+    ``cubes`` (the data without the held-out pixels)."""
+    trained_on_user = filler.meta.get("trained_on") == "user"
+    if not (trained_on_user or fit is not None):
+        return filler, 0.0, ""
+    kwargs = dict(filler.meta.get("training_kwargs", {}))
+    kwargs.update(fit or {})
+    # a model trained on these data has seen the held-out pixels: start afresh (from the
+    # pretrained weights it was fine-tuned from, if it was)
+    if trained_on_user and filler.meta.get("init_source"):
+        from .api import _adapt_init
+        from .models.registry import get_filler
+
+        fresh = _adapt_init(get_filler(filler.meta["init_source"]),
+                            {"guides": filler.arch.get("guides", False)})
+        fresh.meta["training_kwargs"] = dict(filler.meta.get("training_kwargs", {}))
+    else:
+        fresh = filler.fresh() if trained_on_user else filler.copy()
+    t0 = time.perf_counter()
+    fresh.fit(cubes, **kwargs)
+    fit_seconds = time.perf_counter() - t0
+    return fresh, fit_seconds, json.dumps(fresh.meta.get("training", {}), default=str)
 
 
 def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
@@ -250,7 +273,10 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         predictions.append(tf.inverse(best))
         all_members.append(np.pad(members, ((0, kmax - k), (0, 0)), constant_values=np.nan))
         row: dict[str, Any] = {"fit_seconds": fit_s, "fill_seconds": fill_s,
-                               "n_not_filled": int((~ok).sum()), "training": summary}
+                               "n_not_filled": int((~ok).sum()), "training": summary,
+                               # model='auto': the weights its own check gave each candidate
+                               "guard": "; ".join(str(fl.info.get("guard_weights", ""))
+                                                  for fl in fills).strip("; ")}
         for space, pred, truth in (("transformed", best, truth_t),
                                    ("physical", tf.inverse(best), truth_p)):
             sc = metrics.deterministic_scores(pred[ok], truth[ok])
@@ -292,7 +318,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
             data[key] = (("model",), arr[:, 0].astype(int) if key == "n" else arr[:, 0])
         else:
             data[key] = (("model", "space"), arr)
-    for key in ("fit_seconds", "fill_seconds", "n_not_filled", "training"):
+    for key in ("fit_seconds", "fill_seconds", "n_not_filled", "training", "guard"):
         data[key] = (("model",), np.array([r[key] for r in rows]))
     data["pit"] = (("model", "rank"), np.array(pit))
     data["prediction"] = (("model", "point"), np.array(predictions))

@@ -35,7 +35,19 @@ def _pretrained(kind: str) -> Callable[..., Filler]:
     return build
 
 
+def _auto(variable: str | None = "chl", candidates: Any = None, holdout_fraction: float = 0.1,
+          **kw: Any) -> Filler:
+    from .. import zoo
+    from .guard import CLASSICAL, Guarded
+
+    network = None if variable is None else zoo.default_model("diffusion", variable, **kw)
+    if network is None and kw:
+        raise GenfillError(f"model='auto' without a network takes no options {sorted(kw)}")
+    return Guarded(network, CLASSICAL if candidates is None else candidates, holdout_fraction)
+
+
 _BUILDERS: dict[str, Callable[..., Filler]] = {
+    "auto": _auto,
     "diffusion": _pretrained("diffusion"),
     "vae": _pretrained("vae"),
     "dineof": _dineof,
@@ -72,7 +84,7 @@ def model_names() -> list[str]:
     --------
     >>> import xgenfill
     >>> xgenfill.model_names()
-    ['anomaly', 'climatology', 'diffusion', 'dineof', 'linear_space', 'linear_time', 'vae']
+    ['anomaly', 'auto', 'climatology', 'diffusion', 'dineof', 'linear_space', 'linear_time', 'vae']
     """
     return sorted(_BUILDERS)
 

@@ -1,0 +1,215 @@
+"""The default model (model='auto'): a network weighed against the classical fills on the
+user's own observed pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xgenfill
+from xgenfill.models.base import Cube, Fill, Filler
+from xgenfill.models.guard import Guarded, stack_weights
+
+from .conftest import make_chl, make_field
+
+
+class Offset(Filler):
+    """A stochastic stand-in for a network: the truth (known here) plus an offset and noise.
+
+    ``offset`` large makes it wrong on purpose; 0 makes it an oracle."""
+
+    name = "fake-net"
+    stochastic = True
+
+    def __init__(self, truth_norm: np.ndarray, offset: float, noise: float = 0.05) -> None:
+        self.truth, self.offset, self.noise = truth_norm, offset, noise
+        self.meta = {}
+
+    def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
+        rng = np.random.default_rng(seed)
+        base = self.truth + self.offset
+        samples = base[None] + self.noise * rng.standard_normal((n_samples,) + base.shape)
+        gaps = cube.gaps
+        return Fill(samples=np.where(gaps, samples, np.nan).astype(np.float32),
+                    mean=np.where(gaps, base, np.nan).astype(np.float32))
+
+
+def _normalised_truth(da: xr.DataArray, truth: np.ndarray) -> np.ndarray:
+    from xgenfill.prepare import prepare
+
+    prep = prepare(da)
+    return ((np.log10(truth) - prep.mean[0]) / prep.std[0]).astype(np.float32)
+
+
+def test_stack_weights_convex_and_never_worse():
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal(500)
+    preds = np.stack([truth + 0.3 * rng.standard_normal(500),
+                      truth + 0.3 * rng.standard_normal(500), truth + 2.0])
+    w = stack_weights(preds, truth)
+    assert w.min() >= 0 and w.sum() == pytest.approx(1.0)
+    assert w[2] < 0.05  # the biased one gets (almost) nothing
+    # two independent errors of equal size: half each, and better than either
+    assert w[0] == pytest.approx(0.5, abs=0.1)
+    blend = ((w @ preds - truth) ** 2).mean()
+    assert blend < ((preds[:2] - truth) ** 2).mean(1).min()
+
+
+@pytest.mark.parametrize("offset, expect_weight", [(3.0, "none"), (0.0, "most")])
+def test_guard_weighs_network_by_its_skill(offset, expect_weight):
+    da = make_chl(nt=30, ny=20, nx=24)
+    truth = 10 ** make_field(30, 20, 24, 0)
+    net = Offset(_normalised_truth(da, truth), offset)
+    out = xgenfill.inpaint(da, model=Guarded(net, ("anomaly", "linear_time")),
+                           return_dataset=True)
+    weights = dict(kv.split(":") for kv in out.attrs["xgenfill_guard_weights"].split(", "))
+    w_net = float(weights["fake-net"])
+    gaps = np.isnan(da.values) & np.isfinite(out.chl.values)
+    err = np.log10(out.chl.values[gaps]) - np.log10(truth[gaps])
+    anomaly = xgenfill.inpaint(da, model="anomaly")
+    err_anom = np.log10(anomaly.values[gaps]) - np.log10(truth[gaps])
+    if expect_weight == "none":  # made wrong on purpose: the fill falls back to the classical
+        assert w_net < 0.05
+        assert np.sqrt(np.mean(err ** 2)) < 1.1 * np.sqrt(np.mean(err_anom ** 2))
+    else:  # the oracle wins the weight and the fill is much better than the classical one
+        assert w_net > 0.8
+        assert np.sqrt(np.mean(err ** 2)) < 0.5 * np.sqrt(np.mean(err_anom ** 2))
+    # what the check decided is on record
+    assert "auto check:" in out.attrs["history"] and "fake-net:" in out.attrs["history"]
+    assert out.attrs["xgenfill_guard_holdout_pixels"] > 0
+    assert "xgenfill_guard_rmse_blend" in out.attrs
+    # observed pixels untouched
+    obs = np.isfinite(da.values)
+    np.testing.assert_array_equal(out.chl.values[obs], da.values[obs])
+
+
+def test_guard_members_are_calibrated_about_the_blend():
+    da = make_chl(nt=30, ny=20, nx=24)
+    truth = 10 ** make_field(30, 20, 24, 0)
+    net = Offset(_normalised_truth(da, truth), 1.0, noise=0.01)  # far too sure of itself
+    g = Guarded(net, ("anomaly",))
+    out = xgenfill.inpaint(da, model=g, n_samples=6)
+    assert out.sizes["member"] == 6
+    spread = out.std("member")
+    # the raw members' spread (0.01 std units) was scaled up to the blend's hidden-pixel error
+    from xgenfill.prepare import prepare
+
+    raw = 0.01 * prepare(da).std[0]
+    gaps = np.isnan(da.values) & (spread.values > 0)
+    ratio = np.log10(out).std("member").values[gaps].mean() / raw
+    assert ratio > 3
+
+
+def test_validate_reports_the_guard_weights():
+    da = make_chl(nt=30, ny=20, nx=24)
+    truth = 10 ** make_field(30, 20, 24, 0)
+    g = Guarded(Offset(_normalised_truth(da, truth), 3.0), ("anomaly", "linear_time"))
+    res = xgenfill.validate(da, models=[g, "anomaly"], n_samples=4)
+    assert "fake-net:" in str(res.guard.sel(model="auto").values)
+    assert str(res.guard.sel(model="anomaly").values) == ""
+    # never much worse than its best candidate on the same hidden pixels
+    rmse = res.rmse.sel(space="transformed")
+    assert float(rmse.sel(model="auto")) < 1.05 * float(rmse.sel(model="anomaly"))
+
+
+def test_auto_is_the_default_and_uses_the_family_network():
+    ds = xgenfill.open_sample("oahu")
+    chl = ds.chlor_a.isel(time=slice(0, 40))
+    out = xgenfill.inpaint(chl, return_dataset=True, uncertainty_members=0)
+    assert "model='auto'" in out.attrs["history"]
+    assert "diffusion-chl-v1:" in out.attrs["xgenfill_guard_weights"]
+    assert out.chlor_a.notnull().sum() > chl.notnull().sum()
+
+
+def test_auto_on_a_single_image_uses_spatial_candidates():
+    da = make_chl(nt=1, ny=30, nx=30, land=False)
+    sea = xr.DataArray(np.ones((30, 30), bool), dims=("lat", "lon"))
+    from xgenfill.prepare import prepare
+
+    prep = prepare(da, mask=sea)
+    truth = ((np.log10(10 ** make_field(1, 30, 30, 0)) - prep.mean[0]) / prep.std[0])
+    net = Offset(truth.astype(np.float32), 3.0)
+    out = xgenfill.inpaint(da, model=Guarded(net), mask=sea, return_dataset=True)
+    weights = out.attrs["xgenfill_guard_weights"]
+    assert "linear_space" in weights and "dineof" not in weights  # no time axis for DINEOF
+    assert float(dict(kv.split(":") for kv in weights.split(", "))["fake-net"]) < 0.05
+
+
+def test_auto_without_a_pretrained_family_is_classical():
+    da = make_chl(nt=20, ny=16, nx=16)
+    frac = (da / (da + 1)).rename("fraction")
+    frac.attrs = {"units": "1", "long_name": "fraction of picophytoplankton"}
+    out = xgenfill.inpaint(frac, transform="logit", return_dataset=True)
+    assert "diffusion" not in out.attrs["xgenfill_guard_weights"]
+    assert float(out.fraction.max()) < 1 and float(out.fraction.min()) > 0
+
+
+def test_auto_lazy_equals_eager():
+    pytest.importorskip("dask")
+    da = make_chl(nt=24, ny=16, nx=16)
+    g = Guarded(None, ("anomaly", "linear_time"))
+    eager = xgenfill.inpaint(da, model=g)
+    lazy = xgenfill.inpaint(da.chunk({"time": 8, "lat": 8}), model=g)
+    np.testing.assert_allclose(lazy.values, eager.values, rtol=1e-5, equal_nan=True)
+
+
+def test_mask_defines_the_sea_never_observed_pixels_are_filled_and_flagged():
+    da = make_chl(nt=20, ny=20, nx=24)
+    da[:, 10:13, 10:14] = np.nan  # a sea patch under cloud on every date
+    sea = xr.DataArray(np.ones((20, 24), bool), dims=("lat", "lon"))
+    sea[:5, :6] = False  # the land corner
+    out = xgenfill.inpaint(da, model="anomaly", mask=sea, return_dataset=True)
+    flag, unc = out.chl_filled_flag, out.chl_uncertainty
+    assert flag.attrs["flag_meanings"].split()[5] == "filled_never_observed"
+    patch = flag[:, 10:13, 10:14]
+    assert (patch == 5).all()
+    assert out.chl[:, 10:13, 10:14].notnull().all()
+    assert (flag[:, :5, :6] == 2).all()  # land stays land
+    # the uncertainty grows with the distance from the nearest pixel with a value
+    centre, edge = float(unc[0, 11, 12]), float(unc[0, 10, 10])
+    assert np.isfinite(edge) and centre > edge > 0
+    # without a mask the same pixels are land, as before
+    plain = xgenfill.inpaint(da, model="anomaly", return_dataset=True)
+    assert (plain.chl_filled_flag[:, 10:13, 10:14] == 2).all()
+    # observed pixels untouched, input unmodified
+    obs = np.isfinite(da.values)
+    np.testing.assert_array_equal(out.chl.values[obs], da.values[obs])
+
+
+def test_lazy_never_observed_sea_is_not_filled_but_not_land():
+    pytest.importorskip("dask")
+    da = make_chl(nt=20, ny=16, nx=16)
+    da[:, 8:10, 8:10] = np.nan
+    sea = xr.DataArray(np.ones((16, 16), bool), dims=("lat", "lon"))
+    sea[:5, :6] = False
+    out = xgenfill.inpaint(da.chunk({"time": 10}), model="linear_time", mask=sea,
+                           return_dataset=True)
+    assert (out.chl_filled_flag[:, 8:10, 8:10] == 3).all().compute()
+
+
+def test_train_defaults_fine_tune_the_family_model_and_auto_checks_it():
+    chl = xgenfill.open_sample("oahu").chlor_a.isel(time=slice(0, 24))
+    model = xgenfill.train(chl, model="vae", max_steps=2, batch_size=2, patch=16)
+    assert model.meta["training"]["init"].startswith("pretrained vae-chl-v1")
+    assert model.meta["init_source"] == "vae-chl-v1" and model.arch["guides"]
+    out = xgenfill.inpaint(chl, network=model, return_dataset=True, uncertainty_members=0)
+    assert "vae" in out.attrs["xgenfill_guard_weights"]
+    assert "auto check:" in out.attrs["history"]
+    # validate refits it from the same pretrained start, not from scratch
+    res = xgenfill.validate(chl, models=[Guarded(model)], n_samples=2,
+                            fit={"max_steps": 1, "batch_size": 2, "patch": 16})
+    assert float(res.fit_seconds.sel(model="auto")) > 0
+    assert "vae" in str(res.guard.sel(model="auto").values)
+
+
+def test_train_defaults_from_scratch_are_residual():
+    da = make_chl(nt=12, ny=16, nx=16)
+    frac = (da / (da + 1)).rename("fraction")
+    frac.attrs = {"units": "1", "long_name": "fraction of picophytoplankton"}
+    model = xgenfill.train(frac, model="vae", transform="logit", max_steps=1, batch_size=2,
+                           patch=16, widths=(8, 16))
+    assert model.arch["residual"] and model.meta["training"]["init"].startswith("scratch")
+    explicit = xgenfill.train(frac, model="vae", transform="logit", max_steps=1, batch_size=2,
+                              patch=16, widths=(8, 16), init=None)
+    assert not explicit.arch["residual"]

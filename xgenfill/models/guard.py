@@ -1,0 +1,245 @@
+"""The default model (``model="auto"``): a network checked on the user's own data.
+
+A pretrained network can be worse than a classical fill on data unlike its training data (3x
+worse than DINEOF on monthly Oahu chlorophyll, for the chlorophyll model trained on daily NW
+Atlantic data). Nobody can know in advance, and there is no truth inside a gap, so the guard
+measures it on the data being filled, without any training:
+
+1. observed pixels are hidden under real clouds transplanted from other dates (about 10 % of
+   the observations; DINEOF-style clustered clouds for a single image);
+2. every candidate (the pretrained network of the variable's family and the classical fills:
+   ``anomaly``, ``dineof``, ``linear_time``, ``climatology``, ``linear_space``) fills them;
+3. the weights of a convex combination of the candidates (non-negative, summing to 1) are fitted
+   to the hidden values by least squares, a stacking of the candidates. A network that is wrong
+   on these data gets a weight near 0 and the fill is the classical one; where it helps, it
+   takes the weight it earns;
+4. the same candidates fill the real gaps and are combined with these weights. Members (for
+   the uncertainty) are the network's members about the combination, their spread scaled so
+   that it matches the combination's error on the hidden pixels (spread/skill 1).
+
+The weights, the hidden-pixel errors and the spread scale are recorded in the output's
+attributes and ``history`` and reported by :func:`xgenfill.validate`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import GenfillError
+from ..masks import cluster_clouds, transplant_clouds
+from .base import Cube, Fill, Filler
+
+__all__ = ["Guarded", "stack_weights", "CLASSICAL"]
+
+CLASSICAL = ("anomaly", "dineof", "linear_time", "climatology", "linear_space")
+_MIN_CHECK = 50  # hidden pixels below which the check says nothing
+
+
+def stack_weights(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Convex weights (>= 0, summing to 1) minimising ``|| w @ preds - truth ||``.
+
+    Parameters
+    ----------
+    preds : numpy.ndarray
+        (K, N) predictions of K candidates at N pixels.
+    truth : numpy.ndarray
+        (N,) the values they should have been.
+
+    Returns
+    -------
+    numpy.ndarray
+        (K,) weights; never worse on these pixels than the best single candidate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> preds = np.stack([truth + 1.0, truth - 1.0, truth * 0])
+    >>> np.round(stack_weights(preds, truth), 3).tolist()
+    [0.5, 0.5, 0.0]
+    """
+    from scipy.optimize import minimize
+
+    preds = np.asarray(preds, np.float64)
+    truth = np.asarray(truth, np.float64)
+    k = preds.shape[0]
+    gram = preds @ preds.T / truth.size
+    lin = preds @ truth / truth.size
+    mse = ((preds - truth) ** 2).mean(1)
+    best = np.zeros(k)
+    best[int(np.argmin(mse))] = 1.0
+    if k == 1:
+        return best
+
+    def objective(w):
+        return w @ gram @ w - 2 * w @ lin, 2 * gram @ w - 2 * lin
+
+    res = minimize(objective, best, jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * k,
+                   constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0,
+                                 "jac": lambda w: np.ones_like(w)}],
+                   options={"ftol": 1e-12, "maxiter": 200})
+    w = np.clip(res.x, 0.0, None) if res.success else best
+    w = w / w.sum() if w.sum() > 0 else best
+    if objective(w)[0] > objective(best)[0]:  # the optimiser must never lose to a single one
+        w = best
+    w[w < 1e-3] = 0.0
+    return w / w.sum()
+
+
+def _holdout(cube: Cube, fraction: float, seed: int) -> np.ndarray:
+    """Observed pixels to hide: transplanted clouds, or clustered clouds for a single image."""
+    obs = cube.observed & cube.ocean[None]
+    hold = np.zeros_like(obs)
+    if obs.shape[0] >= 2:
+        hold = transplant_clouds(obs, cube.ocean, fraction, seed)
+    if hold.sum() < _MIN_CHECK:
+        n = int(fraction * obs.sum())
+        if _MIN_CHECK <= n < obs.sum():
+            size = int(np.clip(np.sqrt(cube.ocean.sum()), 25, 500))
+            hold = cluster_clouds(obs, n, size, seed)
+    return hold
+
+
+class Guarded(Filler):
+    """A convex combination of a network and classical fills, weighted by how well each one
+    fills observed pixels hidden from it in the data being filled (see the module docstring).
+
+    Parameters
+    ----------
+    network : Filler, optional
+        The pretrained network (None: classical candidates only).
+    candidates : sequence of str or Filler
+        Classical candidates; those that need a time axis are skipped on fewer than 3 steps.
+    holdout_fraction : float
+        Share of the observed pixels hidden for the check.
+    """
+
+    name = "auto"
+
+    def __init__(self, network: Filler | None = None,
+                 candidates: Sequence["str | Filler"] = CLASSICAL,
+                 holdout_fraction: float = 0.1) -> None:
+        from .registry import get_filler
+
+        if not 0 < holdout_fraction <= 0.5:
+            raise GenfillError(f"holdout_fraction must lie in (0, 0.5], got {holdout_fraction}")
+        self.network = network
+        self.candidates = [c if isinstance(c, Filler) else get_filler(c) for c in candidates]
+        if network is None and not self.candidates:
+            raise GenfillError("model='auto' needs at least one candidate")
+        self.holdout_fraction = float(holdout_fraction)
+        self.weights_hash = getattr(network, "weights_hash", None)
+        self.meta = getattr(network, "meta", {})
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.network is not None and self.network.stochastic
+
+    @property
+    def has_point_estimate(self) -> bool:
+        return True
+
+    # every block must hold the whole record and field: the check and DINEOF look at all of it
+    needs_record = True
+    spatial_radius = None
+
+    def radius_for(self, n_samples: int) -> None:
+        return None
+
+    def describe(self) -> str:
+        net = self.network.name if self.network is not None else "no network"
+        return f"auto ({net} checked against {', '.join(c.name for c in self.candidates)})"
+
+    def _usable(self, cube: Cube) -> list[Filler]:
+        nt = cube.values.shape[0]
+        out = [] if self.network is None else [self.network]
+        out += [c for c in self.candidates if not (c.needs_time and nt < 3)]
+        return out
+
+    def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
+        t0 = time.perf_counter()
+        seed = 0 if seed is None else int(seed)
+        models = self._usable(cube)
+        if not models:
+            raise GenfillError("model='auto' has no candidate for a single image without a "
+                               "network; pass model='linear_space'")
+        stochastic = self.stochastic and n_samples > 1
+        hold = _holdout(cube, self.holdout_fraction, seed)
+        info: dict[str, Any] = {"guard_holdout_pixels": int(hold.sum())}
+        truth = cube.values[hold]
+        names = [m.name for m in models]
+        if hold.sum() >= _MIN_CHECK:
+            # only the steps with hidden pixels are filled (whatever steps the real fill needs)
+            hcube = replace(cube, values=np.where(hold, np.nan, cube.values),
+                            steps=hold.any((1, 2)))
+            preds, kept, net_members = [], [], None
+            for m in models:
+                k = n_samples if (stochastic and m is self.network) else 1
+                try:
+                    f = m.fill(hcube, n_samples=k, seed=seed)
+                except GenfillError:
+                    continue  # a candidate that cannot fill these data is no candidate
+                p = f.best()[hold]
+                if np.isfinite(p).mean() < 0.9:
+                    continue
+                preds.append(p)
+                kept.append(m)
+                if k > 1:
+                    net_members = f.samples[:, hold]
+            if not kept:
+                raise GenfillError("model='auto': no candidate could fill these data")
+            preds = np.stack(preds)
+            ok = np.isfinite(preds).all(0)
+            w = stack_weights(preds[:, ok], truth[ok])
+            blend = w @ preds[:, ok]
+            err = blend - truth[ok]
+            rmse = float(np.sqrt(np.mean(err ** 2)))
+            for m, p in zip(kept, preds):
+                info[f"guard_rmse_{m.name}"] = float(np.sqrt(np.mean((p[ok] - truth[ok]) ** 2)))
+            info["guard_rmse_blend"] = rmse
+            scale = 1.0
+            if net_members is not None:
+                dev = net_members[:, ok] - net_members[:, ok].mean(0)
+                spread = float(np.sqrt(np.nanmean(dev.var(0, ddof=1))))
+                scale = rmse / spread if spread > 0 else 1.0
+                info["guard_spread_scale"] = scale
+            models, weights = kept, w
+        else:  # too few observations to check anything: the classical first guess, unweighted
+            classical = [m for m in models if m is not self.network] or models
+            models, weights = classical[:1], np.ones(1)
+            rmse, scale = float("nan"), 1.0
+            info["guard_note"] = (f"only {int(hold.sum())} pixels could be hidden: unchecked, "
+                                  f"{models[0].name} used alone")
+        info["guard_weights"] = ", ".join(f"{m.name}:{w:.3f}" for m, w in zip(models, weights))
+        # the real fill, by the candidates with a weight
+        use = [(m, w) for m, w in zip(models, weights) if w > 0]
+        if stochastic and all(m is not self.network for m, _ in use):
+            use.append((self.network, 0.0))  # its members still give the spread's shape
+        parts, members = [], None
+        for m, w in use:
+            k = n_samples if (stochastic and m is self.network) else 1
+            f = m.fill(cube, n_samples=k, seed=seed)
+            if w > 0:
+                parts.append((f.best(), w))
+            if k > 1:
+                members = f.samples
+        stack = np.stack([p for p, _ in parts])
+        wts = np.array([w for _, w in parts], np.float64)[:, None, None, None]
+        finite = np.isfinite(stack)
+        with np.errstate(invalid="ignore", divide="ignore"):  # renormalised where one is NaN
+            point = (np.where(finite, stack, 0.0) * wts).sum(0) / (finite * wts).sum(0)
+        point = np.where(cube.gaps, point, np.nan).astype(np.float32)
+        if members is not None:
+            dev = members - members.mean(0, keepdims=True)
+            samples = (point[None] + scale * dev).astype(np.float32)
+        else:
+            samples = point[None]
+        info["seconds"] = time.perf_counter() - t0
+        std = None if members is not None else np.where(cube.gaps, rmse, np.nan).astype(
+            np.float32)
+        return Fill(samples=samples, mean=point if members is not None else None, std=std,
+                    info=info)
