@@ -9,7 +9,7 @@ import xarray as xr
 
 import xgenfill
 from xgenfill.models.base import Cube, Fill, Filler
-from xgenfill.models.guard import Guarded, stack_weights
+from xgenfill.models.guard import Guarded, shrunk_weights, stack_weights
 
 from .conftest import make_chl, make_field
 
@@ -54,6 +54,24 @@ def test_stack_weights_convex_and_never_worse():
     assert w[0] == pytest.approx(0.5, abs=0.1)
     blend = ((w @ preds - truth) ** 2).mean()
     assert blend < ((preds[:2] - truth) ** 2).mean(1).min()
+
+
+def test_stack_is_shrunk_where_it_does_not_hold_across_dates():
+    rng = np.random.default_rng(1)
+    n = 2000
+    truth = rng.standard_normal(n)
+    group = np.repeat([0, 1, 2, 3], n // 4)
+    sign = np.where(group % 2 == 0, 1.0, -1.0)
+    # independent errors everywhere: the stack holds on dates it was not fitted to
+    good = np.stack([truth + 0.3 * rng.standard_normal(n), truth + 0.3 * rng.standard_normal(n)])
+    w, lam = shrunk_weights(good, truth, group)
+    assert lam == 1.0 and w.min() > 0.3
+    # a candidate that helps on half the dates and hurts on the others: shrunk to the best
+    noise = 0.3 * rng.standard_normal(n)
+    tricky = np.stack([truth + noise, truth + noise - 0.5 * sign * np.abs(noise)])
+    w, lam = shrunk_weights(tricky, truth, group)
+    assert lam <= 0.5
+    assert ((w @ tricky - truth) ** 2).mean() <= 1.05 * ((tricky[0] - truth) ** 2).mean()
 
 
 @pytest.mark.parametrize("offset, expect_weight", [(3.0, "none"), (0.0, "most")])
@@ -208,8 +226,12 @@ def test_train_defaults_from_scratch_are_residual():
     frac = (da / (da + 1)).rename("fraction")
     frac.attrs = {"units": "1", "long_name": "fraction of picophytoplankton"}
     model = xgenfill.train(frac, model="vae", transform="logit", max_steps=1, batch_size=2,
-                           patch=16, widths=(8, 16))
+                           patch=16)
     assert model.arch["residual"] and model.meta["training"]["init"].startswith("scratch")
+    # an architecture of one's own is trained exactly as asked, as is init=None
+    own = xgenfill.train(frac, model="vae", transform="logit", max_steps=1, batch_size=2,
+                         patch=16, widths=(8, 16))
+    assert not own.arch["residual"] and own.meta["training"]["init"] == "scratch"
     explicit = xgenfill.train(frac, model="vae", transform="logit", max_steps=1, batch_size=2,
-                              patch=16, widths=(8, 16), init=None)
+                              patch=16, init=None)
     assert not explicit.arch["residual"]

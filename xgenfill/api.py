@@ -109,13 +109,13 @@ def build_filler(model: "str | Path | Filler", transform_name: str,
         model_kwargs = dict(model_kwargs)
         network = model_kwargs.pop("network", None)
         if network is not None:  # a network of the user's (e.g. from xgenfill.train)
-            from .models.guard import CLASSICAL, Guarded
+            from .models.guard import CLASSICAL, HOLDOUT, Guarded
 
             guard = {k: model_kwargs.pop(k) for k in ("candidates", "holdout_fraction")
                      if k in model_kwargs}
             net = build_filler(network, transform_name, variable, **model_kwargs)
             return Guarded(net, guard.get("candidates", CLASSICAL),
-                           guard.get("holdout_fraction", 0.1))
+                           guard.get("holdout_fraction", HOLDOUT))
         try:
             net = _generic_family("diffusion", transform_name, family, label)
         except GenfillError:  # no pretrained network for these data: classical candidates only
@@ -544,6 +544,8 @@ def _auto_init(model: Any, da: xr.DataArray, transform: str, covariates: Any,
             warnings.simplefilter("ignore")
             init = get_filler(model, variable=family, device=device)
         return init, {"guides": True, **arch}, f"pretrained {init.name} (fine-tuned)"
+    if fixed:  # an architecture of the user's own: exactly as asked
+        return None, arch, "scratch"
     return None, {"residual": True, **arch}, "scratch (residual on the anomaly fill)"
 
 
@@ -598,9 +600,10 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         may be changed; the rest of the architecture is the init's. ``"auto"`` (the
         benchmark's best recipe): fine-tune the pretrained model of the variable's family
         (chlorophyll, SST) with guide channels when there is one and ``arch`` asks for
-        nothing it cannot change; otherwise train from scratch as a residual correction of
-        the anomaly fill (``residual=True`` unless ``arch`` says otherwise). ``None``: from
-        scratch as ``arch`` says. The start is recorded in ``meta["training"]["init"]``.
+        nothing it cannot change; otherwise, with no architecture asked for, train from
+        scratch as a residual correction of the anomaly fill (``residual=True``); with an
+        architecture of your own in ``arch`` (``widths=``, ``window=``...), from scratch
+        exactly as asked. ``None``: from scratch as ``arch`` says. The start is recorded in ``meta["training"]["init"]``.
         Fill with the result through the default's check, ``inpaint(da, network=model)``,
         or alone, ``inpaint(da, model=model)``.
     batch_size : int, default 16

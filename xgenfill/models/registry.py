@@ -35,15 +35,16 @@ def _pretrained(kind: str) -> Callable[..., Filler]:
     return build
 
 
-def _auto(variable: str | None = "chl", candidates: Any = None, holdout_fraction: float = 0.1,
-          **kw: Any) -> Filler:
+def _auto(variable: str | None = "chl", candidates: Any = None,
+          holdout_fraction: float | None = None, **kw: Any) -> Filler:
     from .. import zoo
-    from .guard import CLASSICAL, Guarded
+    from .guard import CLASSICAL, HOLDOUT, Guarded
 
     network = None if variable is None else zoo.default_model("diffusion", variable, **kw)
     if network is None and kw:
         raise GenfillError(f"model='auto' without a network takes no options {sorted(kw)}")
-    return Guarded(network, CLASSICAL if candidates is None else candidates, holdout_fraction)
+    return Guarded(network, CLASSICAL if candidates is None else candidates,
+                   HOLDOUT if holdout_fraction is None else holdout_fraction)
 
 
 _BUILDERS: dict[str, Callable[..., Filler]] = {
