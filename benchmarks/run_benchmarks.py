@@ -169,13 +169,17 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
     for label, res, wall, peak in runs:
         r = res.isel(model=0)
         members = r.members.values[:, common]
-        members = members[np.isfinite(members).all(1)]
+        kept = np.isfinite(members).any(1)
+        members = members[kept]  # the members this model drew (K of n_samples)
+        # CRPS where every member has a value (a member refused as implausible at a pixel
+        # takes that pixel out of the ensemble scores only, not the whole member)
+        ens_ok = np.isfinite(members).all(0)
         truth = r.truth_transformed.values[common]
         # the point estimate inpaint returns (diffusion: the network's conditional mean)
         with np.errstate(invalid="ignore", divide="ignore"):
             best = TRANSFORMS[res.attrs["transform"]].forward(r.prediction.values[common])
         det = metrics.deterministic_scores(best, truth)
-        ens = metrics.ensemble_scores(members, truth)
+        ens = metrics.ensemble_scores(members[:, ens_ok], truth[ens_ok])
         steps = int(res.holdout.any([d for d in res.holdout.dims if d != da.dims[0]]).sum())
         ny, nx = [da.sizes[d] for d in da.dims[1:]]
         k = n_samples if label.startswith(("diffusion", "vae", "auto", "recipe")) else 1
@@ -191,7 +195,7 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
             "training": json.loads(str(r.training.values) or "{}"),
             "mpx_s": steps * ny * nx * k / fill_s / 1e6 if fill_s > 0 else float("nan"),
             "peak_mem_gb": peak / 2**30, "n_not_filled": int(r.n_not_filled),
-            "guard": str(r.guard.values),
+            "guard": str(r.guard.values), "n_ensemble": int(ens_ok.sum()),
             "units": "log10" if res.attrs["transform"] == "log10" else res.attrs["units"],
         })
         print(_fmt_row(rows[-1]), flush=True)
