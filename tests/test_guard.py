@@ -235,3 +235,15 @@ def test_train_defaults_from_scratch_are_residual():
     explicit = xgenfill.train(frac, model="vae", transform="logit", max_steps=1, batch_size=2,
                               patch=16, init=None)
     assert not explicit.arch["residual"]
+
+
+def test_auto_passes_covariates_to_its_network_only():
+    da = make_chl(nt=16, ny=16, nx=16)
+    cov = (da.fillna(da.mean()) * 1.1).rename("chl_other")
+    m = xgenfill.train(da, model="vae", covariates=cov, max_steps=2, batch_size=2, patch=16,
+                       widths=(8, 16), window=1)
+    out = xgenfill.inpaint(da, network=m, covariates=cov, return_dataset=True,
+                           uncertainty_members=0)
+    assert "vae" in out.attrs["xgenfill_guard_weights"]
+    with pytest.raises(xgenfill.GenfillError, match="covariate"):
+        xgenfill.inpaint(da, network=m)  # trained with one covariate: it needs it

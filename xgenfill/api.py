@@ -57,7 +57,12 @@ def prepare_covariates(covariates: "list[xr.DataArray] | xr.DataArray | None", p
 
 
 def _check_covariates(filler: Filler, cov: np.ndarray | None) -> None:
+    from .models.guard import Guarded
     from .models.neural import NeuralFiller
+
+    if isinstance(filler, Guarded) and filler.network is not None and (
+            cov is not None or getattr(filler.network, "arch", {}).get("n_covariates", 0)):
+        filler = filler.network  # the classical candidates ignore covariates
 
     n = 0 if cov is None else cov.shape[1]
     if not isinstance(filler, NeuralFiller):
