@@ -50,10 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import xgenfill  # noqa: E402
-from xgenfill.masks import coverage  # noqa: E402
+from run_benchmarks import case_a, case_b, case_c  # noqa: E402  (same folder)
 from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 from xgenfill.models.io import load_model  # noqa: E402
-from xgenfill.models.registry import get_filler  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "realdata"
 WEIGHTS = ROOT / "xgenfill" / "models" / "weights"
@@ -71,28 +70,18 @@ def _best_window(obs: np.ndarray, size: int, stride: int = 16) -> tuple[int, int
 
 
 def phytofit_2015():
-    ds = xr.open_dataset(REAL / "phytofit_nwa_modis2015/"
-                         "phytofit_testregion_modis_ocx_2015_daily_grid.nc")
-    da = ds.chl.load()
-    obs = np.isfinite(da.values)
-    cov = coverage(obs, obs.any(0))
-    targets = np.argsort(-cov, kind="stable")[:21]
-    donors = np.setdiff1d(np.flatnonzero(cov > 0), targets)
-    rng = np.random.default_rng(2015)
-    hide = np.zeros_like(obs)
-    for t in targets:
-        hide[t] = obs[t] & ~obs[rng.choice(donors)]
-    return da, xr.DataArray(hide, dims=da.dims, coords=da.coords), None
+    da, holdout, _ = case_a()  # the benchmark's case A pixels
+    return da, holdout, None
 
 
 def oahu():
-    ds = xr.open_dataset(REAL / "coastwatch_occci_oahu/2c1e3d2b4bc26bc8a3eaa28c30e6ce7e.nc")
-    return ds.chlor_a.load(), "transplant", None
+    da, holdout, _ = case_c()
+    return da, holdout, None
 
 
 def alboran():
-    ds = xr.open_dataset(REAL / "dineof_alboran/alboranSST_small.nc")
-    return ds.SST.load(), "transplant", ds.mask.load() == 1
+    da, holdout, extra = case_b()
+    return da, holdout, extra["mask"] == 1
 
 
 def _atlantic(sensor: str):
