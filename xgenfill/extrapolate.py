@@ -94,8 +94,9 @@ def extend_fill(fill: Fill, values: np.ndarray, never: np.ndarray) -> tuple[Fill
     mean = None if fill.mean is None else fill.mean.copy()
     nt = values.shape[0]
     dist = np.zeros(values.shape, np.float32)
+    best = fill.best()  # once: without its own mean, it is the members' mean of the whole cube
     for t in range(nt):
-        base = np.where(np.isfinite(values[t]), values[t], fill.best()[t])
+        base = np.where(np.isfinite(values[t]), values[t], best[t])
         known = np.isfinite(base) & ~never
         if not known.any():
             continue

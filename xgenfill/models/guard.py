@@ -217,7 +217,6 @@ class Guarded(Filler):
         hold = _holdout(cube, self.holdout_fraction, seed)
         info: dict[str, Any] = {"guard_holdout_pixels": int(hold.sum())}
         truth = cube.values[hold]
-        names = [m.name for m in models]
         if hold.sum() >= _MIN_CHECK:
             # only the steps with hidden pixels are filled (whatever steps the real fill needs)
             hcube = replace(cube, values=np.where(hold, np.nan, cube.values),
