@@ -228,3 +228,65 @@ def test_fractions_that_do_not_sum_to_one_are_refused_or_reported(fractions):
     with pytest.warns(xgenfill.GenfillWarning, match="5 of .* do not sum to 1"):
         out = inpaint_fractions(few, NAMES, model="linear_time")
     assert_contract(few, out) is not None
+
+
+@pytest.fixture(scope="module")
+def with_chl(fractions):
+    """The fractions with extra clouds of their own, beside the chl they come from (which
+    keeps only its own gaps)."""
+    c = xgenfill.open_sample("phytofit").chl.isel(time=slice(0, 20), lat=slice(0, 48),
+                                                  lon=slice(0, 64))
+    rng = np.random.default_rng(0)
+    extra = rng.random(c.shape) < 0.3
+    ds = fractions.copy()
+    for n in NAMES:
+        ds[n] = ds[n].where(~extra)
+    ds["chl"] = c
+    return ds
+
+
+@pytest.fixture(scope="module")
+def chl_models(with_chl):
+    return xgenfill.train_fractions(with_chl, NAMES, covariates=["chl"], max_steps=30,
+                                    patch=24, progress=False, seed=0, **TINY)
+
+
+def test_train_fractions_with_a_covariate(with_chl, chl_models):
+    assert sorted(chl_models) == sorted(NAMES)
+    for n, m in chl_models.items():
+        assert m.arch["n_covariates"] == 1
+        assert m.meta["fractions"] == {"variables": NAMES, "component": n,
+                                       "covariates": ["chl"]}
+        assert m.meta["transform"] == "identity"
+    before = with_chl.copy(deep=True)
+    out = inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["chl"],
+                            n_samples=2, seed=0)
+    xr.testing.assert_identical(before, with_chl)  # the input is not modified
+    filled = assert_contract(with_chl, out)
+    assert filled.sum() > 0.9 * np.isnan(with_chl.pico.values).sum() * 0.5
+    assert "covariates=['chl']" in out.attrs["history"]
+    xr.testing.assert_identical(out.chl, with_chl.chl)  # other variables kept
+    # the covariate is read: another chl gives another fill (observed values still kept;
+    # not a factor, which standardisation in log10 would take out)
+    other = with_chl.assign(chl=with_chl.chl.copy(data=with_chl.chl.values[:, ::-1]))
+    moved = inpaint_fractions(other, NAMES, model=chl_models, covariates=["chl"], seed=0)
+    point = inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["chl"], seed=0)
+    both = np.isin(point.pico_filled_flag.values, (1, 4))
+    assert np.abs(moved.pico.values[both] - point.pico.values[both]).max() > 1e-3
+    # a DataArray works as a name does
+    same = inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=[with_chl.chl],
+                             seed=0)
+    np.testing.assert_array_equal(same.pico.values, point.pico.values)
+
+
+def test_covariates_are_checked(with_chl, chl_models):
+    with pytest.raises(xgenfill.GenfillError, match="built for 1 covariate"):
+        inpaint_fractions(with_chl, NAMES, model=chl_models)
+    with pytest.raises(xgenfill.GenfillError, match="one of the fractions"):
+        inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["nano"])
+    with pytest.raises(xgenfill.GenfillError, match="not in the dataset"):
+        inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["sst"])
+    with pytest.raises(xgenfill.GenfillError, match="does not use covariates"):
+        inpaint_fractions(with_chl, NAMES, model="linear_time", covariates=["chl"])
+    with pytest.raises(xgenfill.GenfillError, match="names or DataArrays"):
+        xgenfill.train_fractions(with_chl, NAMES, covariates=[3], max_steps=1)

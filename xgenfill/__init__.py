@@ -9,7 +9,7 @@ import logging
 from . import accessor  # noqa: F401  (registers .genfill)
 from ._version import __version__
 from .api import inpaint, inpaint_dataset, train
-from .fractions import inpaint_fractions, to_log_ratios
+from .fractions import inpaint_fractions, to_log_ratios, train_fractions
 from .errors import GenfillError, GenfillWarning, OfflineError, WeightsError
 from .models.registry import model_names
 from .samples import open_sample
@@ -20,6 +20,7 @@ from . import models  # noqa: F401  (the subpackage; callable: xgenfill.models()
 
 __all__ = [
     "__version__", "inpaint", "inpaint_dataset", "inpaint_fractions", "to_log_ratios", "train",
+    "train_fractions",
     "validate", "list_models", "model_names",
     "open_sample", "show_versions", "GenfillError", "GenfillWarning", "OfflineError",
     "WeightsError",

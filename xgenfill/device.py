@@ -25,6 +25,12 @@ def resolve_device(device: "str | torch.device | None" = "auto") -> "torch.devic
 
     if device is None or (isinstance(device, str) and device == "auto"):
         if torch.cuda.is_available():
+            import os
+
+            # one process per device (torchrun sets LOCAL_RANK): this process's own GPU
+            local = os.environ.get("LOCAL_RANK")
+            if local is not None and int(local) < torch.cuda.device_count():
+                return torch.device("cuda", int(local))
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():

@@ -23,7 +23,7 @@ from .post import MEMBER, dataset_form, history_line, merge_into, range_attrs, s
 from .prepare import user_mask_array
 from .transforms import LOGIT_EPS, TRANSFORMS
 
-__all__ = ["inpaint_fractions", "to_log_ratios", "from_log_ratios"]
+__all__ = ["inpaint_fractions", "train_fractions", "to_log_ratios", "from_log_ratios"]
 
 # An observed partial sum above 1 by more than float32 rounding leaves nothing to share out.
 SUM_TOLERANCE = 1e-5
@@ -203,6 +203,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
                       n_samples: int = 1, seed: int | None = 0,
                       mask: xr.DataArray | np.ndarray | None = None,
                       dims: dict[str, str] | None = None, progress: bool = False,
+                      covariates: "list[str | xr.DataArray] | str | xr.DataArray | None" = None,
                       **model_kwargs: Any) -> xr.Dataset:
     """Fill fractions that sum to 1 (e.g. pico-, nano- and microplankton) together.
 
@@ -234,6 +235,10 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         Explicit axis names, as in :func:`xgenfill.inpaint`.
     progress : bool, default False
         Show a progress bar during eager neural fills.
+    covariates : str, xarray.DataArray or list of them, optional
+        Conditioning variables with gaps of their own (chlorophyll, SST), by name in ``ds``
+        or as DataArrays on the same grid: the covariates the models were trained with
+        (:func:`train_fractions`), in the same order.
     **model_kwargs
         Options of the chosen model(s), as in :func:`xgenfill.inpaint`.
 
@@ -307,9 +312,12 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         raise GenfillError("n_samples > 1 needs generative models ('diffusion', 'vae' or "
                            "trained ones) for every fraction")
 
+    cov = _covariates(ds, covariates, variables)
+
     def fill(v: str, i: int, k: int) -> xr.DataArray:
         return inpaint(clr[v], fillers[v], n_samples=k, mask=mask, transform="identity",
-                       dims=dims, progress=progress, seed=None if seed is None else seed + i)
+                       dims=dims, progress=progress, seed=None if seed is None else seed + i,
+                       covariates=cov)
 
     members = [fill(v, i, n_samples) for i, v in enumerate(variables)]
     if n_samples == 1:
@@ -333,8 +341,10 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     weights = ", ".join(sorted({str(f.weights_hash or "none") for f in fillers.values()}))
     names = {v: getattr(s, "name", s) if not isinstance(s, (str, Path)) else str(s)
              for v, s in specs.items()}
+    cov_names = None if cov is None else [str(c.name) for c in cov]
     call = (f"xgenfill.inpaint_fractions(variables={variables!r}, model={names!r}, "
-            f"n_samples={n_samples!r}, seed={seed!r})")
+            f"n_samples={n_samples!r}, seed={seed!r}"
+            + ("" if cov is None else f", covariates={cov_names!r}") + ")")
     line = history_line(call, weights)
     parts = []
     for f, value, spread in zip(fracs, values, spreads):
@@ -366,3 +376,116 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
             warn(f"{int((partial & over).sum())} pixels keep their missing fractions NaN: "
                  "the observed fractions already sum to more than 1, leaving nothing to share")
     return out
+
+
+def _covariates(ds: xr.Dataset, covariates: Any, variables: list[str]
+                ) -> list[xr.DataArray] | None:
+    """The covariates as DataArrays: names are looked up in ``ds``; a fraction of the
+    composition itself is refused (it is what is filled, not a condition)."""
+    if covariates is None:
+        return None
+    if isinstance(covariates, (str, xr.DataArray)):
+        covariates = [covariates]
+    out = []
+    for c in covariates:
+        if isinstance(c, str):
+            if c in variables:
+                raise GenfillError(f"covariate {c!r} is one of the fractions being filled; "
+                                   "covariates are other variables (chlorophyll, SST)")
+            if c not in ds.variables:
+                raise GenfillError(f"covariate {c!r} not in the dataset (has "
+                                   f"{list(ds.data_vars)}); pass its name or a DataArray")
+            c = ds[c]
+        elif not isinstance(c, xr.DataArray):
+            raise GenfillError(f"covariates must be variable names or DataArrays, got "
+                               f"{type(c).__name__}")
+        out.append(c)
+    if not out:
+        raise GenfillError("covariates= is empty; pass None for no covariates")
+    return out
+
+
+def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
+                    model: str = "diffusion", *,
+                    covariates: "list[str | xr.DataArray] | str | xr.DataArray | None" = None,
+                    mask: xr.DataArray | np.ndarray | None = None,
+                    dims: dict[str, str] | None = None, **train_kwargs: Any
+                    ) -> dict[str, Any]:
+    """Train generative models of fractions that sum to 1, conditioned on covariates.
+
+    Each fraction's centred log-ratio field (:func:`to_log_ratios`) gets a network trained
+    self-supervised on its observed pixels (as :func:`xgenfill.train`: observed pixels hidden
+    under the data's own clouds of other dates), conditioned on the covariates with their
+    own gaps (chlorophyll explains much of the size classes: Brewin et al. 2010). The
+    result fills the fractions together with :func:`inpaint_fractions`, whose closure makes
+    every member and the point estimate sum to 1.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Dataset holding the fractions (floating point in [0, 1], NaN gaps) and the named
+        covariates.
+    variables : list of str
+        Names of the two or more fractions of one composition.
+    model : {"diffusion", "vae"}, default "diffusion"
+        Kind of network.
+    covariates : str, xarray.DataArray or list of them, optional
+        Conditioning variables (names in ``ds`` or DataArrays on the same grid), each
+        standardised in its own transform (log10 for chlorophyll); :func:`inpaint_fractions`
+        then needs the same ones.
+    mask : xarray.DataArray or numpy.ndarray, optional
+        Boolean land/sea mask (True = sea), as in :func:`xgenfill.inpaint`.
+    dims : dict, optional
+        Explicit axis names, as in :func:`xgenfill.inpaint`.
+    **train_kwargs
+        Options of :func:`xgenfill.train` (``max_steps``, ``max_time``, ``seed``,
+        ``batch_size``, ``patch``, ``widths``...); ``max_time`` is the budget of each
+        fraction's network.
+
+    Returns
+    -------
+    dict
+        ``{fraction: model}``, the ``model=`` of :func:`inpaint_fractions`; each model
+        records the composition and the covariates it was trained with (``meta``).
+
+    Raises
+    ------
+    GenfillError
+        For fractions :func:`inpaint_fractions` would refuse, a covariate that is missing
+        or is one of the fractions, or a model that cannot be trained.
+
+    See Also
+    --------
+    inpaint_fractions : Fill the fractions with the trained models.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> import xgenfill
+    >>> chl = xgenfill.open_sample("oahu").chlor_a.isel(time=slice(0, 24))
+    >>> pn, p = 1.057 * (1 - np.exp(-0.851 * chl)), 0.107 * (1 - np.exp(-6.801 * chl))
+    >>> ds = xr.Dataset({"pico": p / chl, "nano": (pn - p) / chl, "micro": 1 - pn / chl,
+    ...                  "chl": chl})
+    >>> models = xgenfill.train_fractions(ds, ["pico", "nano", "micro"], covariates=["chl"],
+    ...                                   max_steps=2, batch_size=2, patch=16, widths=(8, 16))
+    >>> sorted(models)
+    ['micro', 'nano', 'pico']
+    """
+    from .api import train
+
+    variables = list(variables) if not isinstance(variables, str) else variables
+    fracs = _fractions(ds, variables)
+    if fracs[0].chunks is None:
+        _check_closure(fracs, variables)
+    clr = _log_ratios(fracs)
+    cov = _covariates(ds, covariates, variables)
+    models = {}
+    for v in variables:
+        m = train(clr[v], model=model, mask=mask, dims=dims, transform="identity",
+                  covariates=cov, **train_kwargs)
+        m.meta["fractions"] = {"variables": variables, "component": v,
+                               "covariates": None if cov is None
+                               else [str(c.name) for c in cov]}
+        models[v] = m
+    return models

@@ -140,11 +140,13 @@ class DiffusionFiller(NeuralFiller):
 
         y, obs, hidden, ocean, ctx = (batch[k] for k in ("y", "obs", "hidden", "ocean", "ctx"))
         y = y - self._guess(ctx)  # residual models diffuse the correction to the first guess
-        b = y.shape[0]
         dev = y.device
+        # noise drawn for the whole batch, of which this may be one process's part (see
+        # training.batch_part): the same draws as one process with the whole batch
+        full, part = batch.get("full", y.shape[0]), batch.get("part", slice(None))
         sigma = torch.exp(self.options["p_mean"] + self.options["p_std"]
-                          * torch.randn(b, device=dev))[:, None, None]
-        noise = torch.randn_like(y)
+                          * torch.randn(full, device=dev))[part][:, None, None]
+        noise = torch.randn((full,) + tuple(y.shape[1:]), device=dev)[part]
         visible = obs & ~hidden
         unknown = ocean & ~obs  # never observed: no truth, pure noise, no loss
         x = torch.where(visible, y, torch.zeros_like(y))
@@ -155,7 +157,7 @@ class DiffusionFiller(NeuralFiller):
         raw = self.net(self._inputs(x, smap, visible, ctx), torch.log(sigma.flatten()) / 4)[:, 0]
         d = self._precondition(x, smap, raw)
         weight = (sigma**2 + 1) / sigma**2
-        n = hidden.sum().clamp_min(1)
+        n = batch.get("norm", hidden.sum().clamp_min(1))
         loss = (weight * (d - y) ** 2 * hidden).sum() / n
         if self.options["mean_loss"] > 0:  # also train the one-call point estimate directly
             point = self.predict_mean(batch)

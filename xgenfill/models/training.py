@@ -17,7 +17,8 @@ from .base import Cube
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_model", "make_batch", "validation_batches", "flip_views"]
+__all__ = ["train_model", "make_batch", "validation_batches", "flip_views", "batch_part",
+           "distributed_world"]
 
 _SPATIAL_KEYS = ("y", "obs", "hidden", "ocean", "ctx")
 
@@ -273,6 +274,59 @@ def flip_views(batch: dict[str, Any], rng: np.random.Generator) -> dict[str, Any
     return out
 
 
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) of an initialised ``torch.distributed`` process group, else (0, 1).
+
+    Data-parallel training needs nothing else: start one process per device (``torchrun
+    --nproc_per_node=N script.py``, or ``torch.distributed.init_process_group`` yourself) and
+    call :func:`xgenfill.train` in each; every process then trains on its share of each
+    batch and the gradients are averaged across processes."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def batch_part(batch: dict[str, Any], rank: int, world: int) -> dict[str, Any]:
+    """This process's share of a batch that every process built alike (the same seed): its
+    samples, plus what the losses need to draw the whole batch's noise and normalise by the
+    whole batch's hidden pixels (``full``, ``part``, ``norm``), so that the averaged
+    gradient is the one-process gradient of the whole batch."""
+    n = batch["y"].shape[0]
+    if n % world:
+        raise GenfillError(f"batch_size={n} must be a multiple of the {world} processes "
+                           "training together")
+    part = slice(rank * n // world, (rank + 1) * n // world)
+    out = {k: (v[part] if k in _SPATIAL_KEYS or k == "ctx" or k == "where" or k == "views"
+               else v) for k, v in batch.items()}
+    out.update(full=n, part=part, norm=batch["hidden"].sum().clamp_min(1))
+    return out
+
+
+def _sum_gradients(params: list) -> None:
+    """All-reduce (sum) the gradients of ``params`` across processes, in one flat buffer."""
+    import torch
+    import torch.distributed as dist
+
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    i = 0
+    for g in grads:
+        g.copy_(flat[i:i + g.numel()].view_as(g))
+        i += g.numel()
+
+
+def _from_rank0(value: Any) -> Any:
+    """Process 0's ``value`` in every process (a clock reading, a step horizon)."""
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
                 max_time: float | None = None, batch_size: int = 16, patch: int = 64,
                 lr: float = 2e-3, val_fraction: float = 0.1, eval_every: int = 100,
@@ -313,6 +367,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         raise GenfillError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     if not isinstance(augment, (bool, np.bool_)):
         raise GenfillError(f"augment must be True or False, got {augment!r}")
+    rank, world = distributed_world()
+    # every process draws the same batches (same seeds) and trains on its part of each
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = model._device()
@@ -393,7 +449,7 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         return math.sqrt(se / max(n, 1.0))
 
     bar = None
-    if progress:
+    if progress and rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_steps, desc=f"train {model.kind}", unit="step")
@@ -411,10 +467,16 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             batch = flip_views(batch, rng)
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(step)
+        if world > 1:
+            batch = batch_part(batch, rank, world)
         with autocast(dev, dtype):
             loss = model.loss(batch).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:  # each part's loss is normalised by the whole batch: sum = the loss
+            _sum_gradients(list(net.parameters()))
+            loss = loss.detach().clone()
+            torch.distributed.all_reduce(loss)
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
@@ -429,11 +491,15 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         if bar is not None:
             bar.update(1)
         elapsed = time.perf_counter() - t0
+        if world > 1 and max_time:  # one clock for all processes: they stop together
+            elapsed = _from_rank0(elapsed)
         if step == min(10, warmup // 2):
             t_measure = (step, elapsed)  # skip the slow first steps (allocation, caches)
         val = None  # the validation score of this step, once computed
         if horizon is None and step == warmup and not elapsed > max_time:
             horizon, val = fix_horizon(elapsed, t_measure)
+            if world > 1:
+                horizon = _from_rank0(horizon)
             if bar is not None:
                 bar.total = horizon  # the bar now ends where the fit will
                 bar.refresh()
@@ -467,4 +533,4 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             "horizon_steps": horizon, "warmup_steps": warmup,
             "batch_size": batch_size, "patch": patch, "lr": lr, "seed": seed,
             "augment": bool(augment), "val_split": [src.val_split for src in sources],
-            "device": str(dev)}
+            "device": str(dev), "processes": world}

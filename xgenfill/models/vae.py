@@ -111,17 +111,24 @@ class VAEFiller(NeuralFiller):
         y_vis = torch.where(visible, y, torch.zeros_like(y))
         mu, logvar = self._stats(self.net.encoder, y_all, obs, ctx)
         mu_p, logvar_p = self._stats(self.net.prior, y_vis, visible, ctx)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        # noise drawn for the whole batch, of which this may be one process's part (see
+        # training.batch_part): the same draws as one process with the whole batch
+        full, part = batch.get("full", y.shape[0]), batch.get("part", slice(None))
+
+        def draw(like):
+            return torch.randn((full,) + tuple(like.shape[1:]), device=like.device)[part]
+
+        z = mu + torch.exp(0.5 * logvar) * draw(mu)
         mean, log_s2 = self._decode(y_vis, visible, ctx, z)
         nll = 0.5 * (log_s2 + (y - mean) ** 2 * torch.exp(-log_s2))
         # likelihood of the hidden observed pixels (the visible ones are given to the decoder)
-        n = hidden.sum().clamp_min(1)
+        n = batch.get("norm", hidden.sum().clamp_min(1))
         rec = (nll * hidden).sum() / n
         kl = 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp()
                     - 1.0).sum() / n
         # the prior path must predict well on its own (what inference uses): a draw from the
         # conditional prior is decoded and scored too
-        z_p = mu_p + torch.exp(0.5 * logvar_p) * torch.randn_like(mu_p)
+        z_p = mu_p + torch.exp(0.5 * logvar_p) * draw(mu_p)
         mean_p, log_s2_p = self._decode(y_vis, visible, ctx, z_p)
         nll_p = 0.5 * (log_s2_p + (y - mean_p) ** 2 * torch.exp(-log_s2_p))
         return rec + self.options["beta"] * kl + (nll_p * hidden).sum() / n
