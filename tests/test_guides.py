@@ -332,3 +332,32 @@ def test_models_saved_before_the_residual_option_load_as_before(tmp_path):
     assert not loaded.arch["residual"]
     np.testing.assert_array_equal(xgenfill.inpaint(da, model=loaded, seed=0).values,
                                   xgenfill.inpaint(da, model=m, seed=0).values)
+
+
+@pytest.mark.parametrize("arch", [{"residual": True}, {"guides": True}])
+def test_whole_field_guides_equal_widened_crops(arch, monkeypatch):
+    """On a field smaller than a widened crop, training batches take their guides from the
+    whole field: the same values as from the widened crops, and the same batch."""
+    import torch
+
+    import xgenfill.models.training as tr
+    from xgenfill.models.base import Cube
+    from xgenfill.models.io import model_classes
+
+    from .conftest import make_clouds, make_field
+
+    v = make_field(nt=12, ny=40, nx=48).astype(np.float32)
+    v[make_clouds(v.shape, frac=0.35)] = np.nan
+    ocean = np.ones((40, 48), bool)
+    ocean[:5, :7] = False
+    cube = Cube(values=v, ocean=ocean, doy=np.arange(12.0))
+    m = model_classes()["diffusion"](device="cpu", widths=(8, 16), **arch)
+    src = tr._Source(cube, m.multiple, torch.device("cpu"), np.random.default_rng(0), 0.0)
+    batches = []
+    for whole in (True, False):
+        monkeypatch.setattr(tr, "WHOLE_FIELD_GUIDES", whole)
+        batches.append(tr.make_batch(m, src, src.train_steps, np.random.default_rng(5), 6, 16))
+    a, b = batches
+    assert a["where"] == b["where"] and torch.equal(a["hidden"], b["hidden"])
+    assert (a["hidden"].sum() > 0)
+    torch.testing.assert_close(a["ctx"], b["ctx"], rtol=1e-4, atol=1e-5)

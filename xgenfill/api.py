@@ -560,7 +560,8 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
           progress: bool = False, init: "str | Path | Filler | None" = "auto",
           batch_size: int = 16, patch: int = 64, lr: float = 2e-3, val_fraction: float = 0.1,
           augment: bool = False, val_split: str = "auto",
-          covariates: "list[xr.DataArray] | xr.DataArray | None" = None, **arch: Any
+          covariates: "list[xr.DataArray] | xr.DataArray | None" = None,
+          block: tuple[int, int, int] | None = None, **arch: Any
           ) -> Filler:
     """Train a generative gap filler on your own gappy data (self-supervised).
 
@@ -633,6 +634,13 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     covariates : xarray.DataArray or list of xarray.DataArray, optional
         Conditioning variables on the same grid (each standardised in its own transform);
         the trained model then needs the same covariates in :func:`inpaint`.
+    block : (int, int, int), optional
+        For a dask- or zarr-backed ``da`` (an archive larger than memory), the steps, rows
+        and columns of the blocks training streams from it (default ``(64, 256, 256)``, see
+        :mod:`xgenfill.streaming`): one lazy pass computes the sea and the normalisation,
+        then crops are drawn from random blocks read a few at a time, in float32, and the
+        last block of the record is kept for validation. Memory is set by the block and
+        the batch, not by the archive.
     **arch
         Architecture and sampler options (``window``, ``widths``, ``steps``, ``guides``,
         ``residual``...).
@@ -692,12 +700,19 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
             filler = classes[str(model)](device=device, n_covariates=n_cov, **arch)
     else:
         raise GenfillError(f"cannot train model {model!r}; trainable models: {sorted(classes)}")
+    fit_kwargs = dict(max_steps=max_steps, max_time=max_time, seed=seed, progress=progress,
+                      batch_size=batch_size, patch=patch, lr=lr, val_fraction=val_fraction,
+                      augment=augment, val_split=val_split)
+    from .lazy import is_lazy
+
+    if isinstance(da, xr.DataArray) and is_lazy(da):
+        return _train_streamed(filler, da, start, init, mask=mask, transform=transform,
+                               dims=dims, covariates=covariates, block=block,
+                               fit_kwargs=fit_kwargs)
     prep = prepare(da, mask=mask, transform=transform, dims=dims)
     cov = prepare_covariates(covariates, prep)
     _check_covariates(filler, cov)
-    filler.fit(_cubes(prep, cov), max_steps=max_steps, max_time=max_time, seed=seed,
-               progress=progress, batch_size=batch_size, patch=patch, lr=lr,
-               val_fraction=val_fraction, augment=augment, val_split=val_split)
+    filler.fit(_cubes(prep, cov), **fit_kwargs)
     filler.meta.setdefault("training", {})["init"] = start
     init_source = init if isinstance(init, (str, Path)) else getattr(init, "source", None)
     if init_source:  # where a refit (validate) starts again: these weights, not from scratch
@@ -710,5 +725,39 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         "training_data": {"shape": list(prep.values.shape), "grid": [int(ny), int(nx)],
                           "observed_fraction": float(prep.observed.mean()),
                           "dims": list(da.dims)},
+    })
+    return filler
+
+
+def _train_streamed(filler: Filler, da: xr.DataArray, start: str, init: Any, *, mask,
+                    transform: str, dims, covariates, block, fit_kwargs: dict[str, Any]
+                    ) -> Filler:
+    """:func:`train` on a dask-backed field: blocks streamed by
+    :class:`xgenfill.streaming.ArchiveSampler`, never the whole archive in memory."""
+    from .streaming import DEFAULT_BLOCK, ArchiveSampler
+
+    covs = [covariates] if isinstance(covariates, xr.DataArray) else list(covariates or [])
+    want = getattr(filler, "arch", {}).get("n_covariates", 0)
+    if len(covs) != want:
+        raise GenfillError(f"model {filler.name!r} was built for {want} covariate(s), got "
+                           f"{len(covs)}")
+    if block is not None and (len(block) != 3 or min(block) < 1):
+        raise GenfillError(f"block must be three positive sizes (steps, rows, columns), got "
+                           f"{block!r}")
+    sampler = ArchiveSampler(da, mask=mask, transform=transform, dims=dims, covariates=covs,
+                             block=tuple(block or DEFAULT_BLOCK), seed=fit_kwargs["seed"])
+    filler.fit([], stream=sampler, **fit_kwargs)
+    filler.meta.setdefault("training", {})["init"] = start
+    init_source = init if isinstance(init, (str, Path)) else getattr(init, "source", None)
+    if init_source:
+        filler.meta["init_source"] = str(init_source)
+    nt, ny, nx = sampler.shape
+    filler.meta.update({
+        "trained_on": "user", "variable": str(da.name), "units": da.attrs.get("units", ""),
+        "transform": sampler.transform.name,
+        "normalisation": {"mean": sampler.mean.tolist(), "std": sampler.std.tolist()},
+        "training_data": {"shape": [1, nt, ny, nx], "grid": [int(ny), int(nx)],
+                          "observed_fraction": None, "dims": list(da.dims),
+                          "streamed": True},
     })
     return filler

@@ -331,7 +331,8 @@ class NeuralFiller(Filler):
 
         history = train_model(self, cubes, **kwargs)
         self.meta.setdefault("training", {}).update(history)
-        self.meta["training_kwargs"] = {k: v for k, v in kwargs.items() if k != "progress"}
+        self.meta["training_kwargs"] = {k: v for k, v in kwargs.items()
+                                        if k not in ("progress", "stream")}
         self.weights_hash = None  # weights changed: the saved hash no longer applies
         self.source = None
         return self

@@ -28,6 +28,9 @@ _SPATIAL_KEYS = ("y", "obs", "hidden", "ocean", "ctx")
 # 0.399/0.376/0.371, no validation 0.359/0.374/0.390: no split was better beyond seed noise.
 MIN_DATES_FOR_DATE_SPLIT = 4
 _VAL_BLOCK = 32  # pixels: side of the blocks in which validation clouds are kept
+# guides of a field smaller than a widened crop are computed over the whole field (see
+# _assemble); False: always over the widened crops (the tests compare the two)
+WHOLE_FIELD_GUIDES = True
 
 
 class _Source:
@@ -208,7 +211,13 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
         obs = obs | hidden
     hidden = hidden & obs
     space = guess = None
-    if model.arch.get("guides") or model.arch.get("residual"):
+    if (model.arch.get("guides") or model.arch.get("residual")) and WHOLE_FIELD_GUIDES and \
+            ny * nx < (ph + 2 * r) * (pw + 2 * r):
+        # a field smaller than a widened crop (the first guess reaches 203 pixels): the
+        # guides over the whole field, then the crops (the same values: what lies beyond a
+        # crop's reach does not change it; 6x faster on a 17 x 21 field)
+        space, guess = _whole_field_guides(model, f, t_idx, picked, crops, ny, nx)
+    elif model.arch.get("guides") or model.arch.get("residual"):
         wide = Crops(y0=cy - r, x0=cx - r, h=ph + 2 * r, w=pw + 2 * r)
         inside = ((wide.yy >= 0) & (wide.yy < ny)) & ((wide.xx >= 0) & (wide.xx < nx))
         wide.yy, wide.xx = wide.yy.clamp(0, ny - 1), wide.xx.clamp(0, nx - 1)
@@ -223,6 +232,29 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
         ctx = torch.cat([ctx, guess[:, None]], 1)
     where = [(int(t), int(py), int(px)) for t, py, px in zip(ts, core_y, core_x)]
     return {"y": y, "obs": obs, "hidden": hidden, "ocean": ocean, "ctx": ctx, "where": where}
+
+
+def _whole_field_guides(model, f, t_idx, picked: list[tuple], crops, ny: int, nx: int):
+    """Spatial guides and first guess of each sample over the whole field (its hidden pixels
+    taken out), cropped to the sample: (B, C, ph, pw) and (B, ph, pw), None where the model
+    has none."""
+    import torch
+
+    from .context import Crops, first_guess, spatial_guides
+
+    dev = f.vals.device
+    hide = np.zeros((len(picked), ny, nx), bool)
+    for i, (_y0, _x0, wy, wx, m) in enumerate(picked):
+        hide[i, wy, wx] = m
+    vis = f.obs[t_idx] & ~torch.as_tensor(hide, device=dev)
+    b = torch.arange(len(picked), device=dev)[:, None, None]
+    space = guess = None
+    if model.arch.get("guides"):
+        full = spatial_guides(f.vals[t_idx] * vis, vis)
+        space = full[b, :, crops.yy, crops.xx].permute(0, 3, 1, 2)
+    if model.arch.get("residual"):
+        guess = first_guess(f, t_idx, Crops(), vis)[b, crops.yy, crops.xx]
+    return space, guess
 
 
 def validation_batches(model, src: _Source, rng: np.random.Generator, batch_size: int,
@@ -318,6 +350,29 @@ def _sum_gradients(params: list) -> None:
         i += g.numel()
 
 
+def _source_weights(sources: list[_Source]) -> np.ndarray:
+    weights = np.array([len(s.train_steps) for s in sources], float)
+    if weights.sum() == 0:
+        raise GenfillError("no time step left for training after the validation split")
+    return weights / weights.sum()
+
+
+def _stream_source(stream, model, dev, rng, cloud_library, validation: bool = False
+                   ) -> _Source:
+    """A training source of a block read from ``stream``; blocks without enough usable dates
+    (a polar winter, a block of land) are drawn again."""
+    last = None
+    for _attempt in range(20):
+        try:
+            return _Source(stream.block(validation=validation), model.multiple, dev, rng,
+                           0.0, "dates", cloud_library)
+        except GenfillError as err:
+            last = err
+            if validation:
+                break
+    raise GenfillError(f"no streamed block of the archive could be trained on: {last}")
+
+
 def _from_rank0(value: Any) -> Any:
     """Process 0's ``value`` in every process (a clock reading, a step horizon)."""
     import torch.distributed as dist
@@ -332,7 +387,8 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
                 lr: float = 2e-3, val_fraction: float = 0.1, eval_every: int = 100,
                 patience: int = 10, seed: int = 0, progress: bool = True,
                 ema_decay: float = 0.998, cloud_library: np.ndarray | None = None,
-                augment: bool = False, val_split: str = "auto") -> dict[str, Any]:
+                augment: bool = False, val_split: str = "auto", stream: Any = None,
+                refresh: int = 50, cache: int = 2) -> dict[str, Any]:
     """Train ``model`` in place; returns a summary (steps, losses, best validation RMSE).
 
     Parameters
@@ -358,6 +414,10 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     augment
         Flip and transpose training crops at random (see :func:`flip_views`). Off by default:
         on the three benchmark cases it did not improve the held-out scores at equal budgets.
+    stream, refresh, cache
+        An :class:`xgenfill.streaming.ArchiveSampler` instead of ``cubes``: training reads a
+        new block from it every ``refresh`` steps and draws each batch from one of the last
+        ``cache`` blocks; validation is its held-out stretch of the record.
     """
     import torch
 
@@ -379,16 +439,22 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             raise GenfillError("cloud_library must be a non-empty (N, h, w) boolean array")
     if val_split not in ("auto", "dates", "pixels"):
         raise GenfillError(f"val_split must be 'auto', 'dates' or 'pixels', got {val_split!r}")
-    sources = [_Source(c, model.multiple, dev, rng, val_fraction, val_split, cloud_library)
-               for c in cubes]
-    weights = np.array([len(s.train_steps) for s in sources], float)
-    if weights.sum() == 0:
-        raise GenfillError("no time step left for training after the validation split")
-    weights /= weights.sum()
-
     vrng = np.random.default_rng(seed + 12345)
-    val_batches = [b for src in sources for b in validation_batches(
-        model, src, vrng, batch_size, patch, cloud_library)]
+    if stream is None:
+        sources = [_Source(c, model.multiple, dev, rng, val_fraction, val_split, cloud_library)
+                   for c in cubes]
+        val_batches = [b for src in sources for b in validation_batches(
+            model, src, vrng, batch_size, patch, cloud_library)]
+    else:
+        sources = [_stream_source(stream, model, dev, rng, cloud_library)]
+        val_batches = []
+        if val_fraction > 0 and stream.val_start is not None:
+            held = _stream_source(stream, model, dev, rng, cloud_library, validation=True)
+            held.val_steps = held.train_steps  # the whole held-out stretch
+            val_batches = validation_batches(model, held, vrng, batch_size, patch,
+                                             cloud_library)
+            del held
+    weights = _source_weights(sources)
 
     net = model.net
     # bf16 autocast only when asked for (precision="bfloat16"; weights, gradients, optimiser
@@ -461,6 +527,10 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
     stop = "max_steps"
     t_measure = (0, 0.0)  # (step, seconds) where the speed measurement starts
     while step < (horizon or max_steps):
+        if stream is not None and step and step % refresh == 0:
+            sources = sources[-(cache - 1):] if cache > 1 else []
+            sources.append(_stream_source(stream, model, dev, rng, cloud_library))
+            weights = _source_weights(sources)
         src = sources[int(rng.choice(len(sources), p=weights))]
         batch = make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library)
         if augment:
@@ -533,4 +603,7 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             "horizon_steps": horizon, "warmup_steps": warmup,
             "batch_size": batch_size, "patch": patch, "lr": lr, "seed": seed,
             "augment": bool(augment), "val_split": [src.val_split for src in sources],
-            "device": str(dev), "processes": world}
+            "device": str(dev), "processes": world,
+            "streamed": None if stream is None else {
+                "block": list(stream.block_shape), "refresh": refresh, "cache": cache,
+                "blocks_read": int(step // refresh) + 1}}
