@@ -368,13 +368,14 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "auto", *, n_sample
     else:
         model_kwargs_call = model_kwargs
     if lazy:
-        if covariates is not None:
-            raise GenfillError("covariates are not supported for dask inputs yet; load them")
+        covs = [covariates] if isinstance(covariates, xr.DataArray) else covariates
+        n_cov = len(covs or [])
+        _check_covariates(filler, np.empty((1, n_cov)) if n_cov else None)
         call = _call_repr(model, n_samples=asked, seed=seed, **model_kwargs_call)
         return inpaint_lazy(da, filler, n_samples=n_samples, seed=seed, mask=mask,
                             transform=transform, dims=dims, return_dataset=return_dataset,
                             call=call, keep_members=keep_members and asked > 1,
-                            obs_error=obs_error)
+                            obs_error=obs_error, covariates=covs)
     cov = prepare_covariates(covariates, prep)
     _check_covariates(filler, cov)
     previous = getattr(filler, "progress", None)
@@ -637,7 +638,7 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     block : (int, int, int), optional
         For a dask- or zarr-backed ``da`` (an archive larger than memory), the steps, rows
         and columns of the blocks training streams from it (default ``(64, 256, 256)``, see
-        :mod:`xgenfill.streaming`): one lazy pass computes the sea and the normalisation,
+        :mod:`xgenfill.streaming`): two lazy passes compute the sea and the normalisation,
         then crops are drawn from random blocks read a few at a time, in float32, and the
         last block of the record is kept for validation. Memory is set by the block and
         the batch, not by the archive.

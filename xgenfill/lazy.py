@@ -150,9 +150,9 @@ def _forward_block(block: np.ndarray, transform: str, var_name: str, units: str 
         return tf.forward(block)
 
 
-def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_samples, seed,
-                starts, depth, doy, time_index, periodic_x, space, transform, var_name, point,
-                block_id=None):
+def _fill_block(values, ocean, mean, std, lowest, highest, *covs, model, spec, n_samples,
+                seed, starts, depth, doy, time_index, periodic_x, space, transform, var_name,
+                point, block_id=None):
     """Fill one (extra..., T_block, Y_block, X_block) block of transformed values (with its
     halos); returns, in transformed units, (K + 1 [+ 1 with ``point``], extra..., T_core,
     Y_core, X_core): the members, the model's point estimate when it has one of its own
@@ -192,10 +192,13 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
     for f in range(v.shape[0]):
         norm = ((v[f] - m[f]) / s[f]).astype(np.float32)
         norm = np.where(oc[f][None], norm, np.nan)
+        # covariates: normalised already, with the same halos as the values
+        cov = (np.stack([c.reshape(v.shape)[f] for c in covs]).astype(np.float32)
+               if covs else None)
         cube = Cube(norm, oc[f], doy=None if doy is None else doy[lo:lo + tb],
                     time_index=None if time_index is None else time_index[lo:lo + tb],
                     periodic_x=periodic, steps=steps, t_offset=lo, y_index=y_abs,
-                    x_index=x_abs)
+                    x_index=x_abs, covariates=cov)
         gaps = cube.gaps
         if not gaps[:, y_core, x_core].any():
             continue
@@ -211,9 +214,53 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *, model, spec, n_sam
     return out.reshape((k + 1,) + extra_shape + (n_core,) + core_shape)
 
 
+def _normalise_block(block: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (block - mean) / std
+
+
+def _lazy_covariates(covariates, da: xr.DataArray, axes, x, flip_y: bool, flip_x: bool
+                     ) -> list:
+    """The covariates as dask arrays in the layout and chunks of ``x`` (the canonical
+    values), each in its own transform and standardised over the whole record (statistics
+    from an independent copy of its graph, as for the values)."""
+    import dask.array as dsa
+    from dask.graph_manipulation import clone
+
+    from .prepare import decode_input, require_same_grid
+
+    out = []
+    ne = len(axes.extra)
+    for c in covariates or []:
+        c = decode_input(c)
+        require_same_grid(c, da, f"covariate {c.name!r}")
+        c = c.transpose(*axes.canonical)
+        arr = c.data if hasattr(c.data, "dask") else dsa.from_array(np.asarray(c.data))
+        if flip_y:
+            arr = arr[..., ::-1, :]
+        if flip_x:
+            arr = arr[..., ::-1]
+        arr = arr.rechunk(x.chunks).astype(np.float64)
+        tf = choose_transform(c, np.empty(0), "auto")
+        kw = dict(transform=tf.name, var_name=str(c.name), units=str(c.attrs.get("units", "")),
+                  dtype=np.float64)
+        t = arr.map_blocks(_forward_block, **kw)
+        t_stats = clone(arr, seed=f"xgenfill-covariate-{len(out)}").map_blocks(
+            _forward_block, **kw)
+        axis = (-3, -2, -1)
+        mean = dsa.nanmean(t_stats, axis=axis)
+        std = dsa.nanstd(t_stats, axis=axis)
+        std = dsa.where((std > 0) & dsa.isfinite(std), std, 1.0)
+        mean = dsa.where(dsa.isfinite(mean), mean, 0.0)
+        shape = (Ellipsis,) + (None,) * 3
+        out.append(dsa.map_blocks(_normalise_block, t,
+                                  mean.rechunk(t.chunks[:ne])[shape],
+                                  std.rechunk(t.chunks[:ne])[shape], dtype=np.float64))
+    return out
+
+
 def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int | None,
                  mask, transform: str, dims, return_dataset: bool, call: str,
-                 keep_members: bool = False, obs_error=None):
+                 keep_members: bool = False, obs_error=None, covariates=None):
     import dask.array as dsa
     from dask.array.overlap import overlap
 
@@ -316,6 +363,10 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     if y_depth or x_depth:
         oc_b = overlap(oc_b, depth={ne: y_depth, ne + 1: x_depth},
                        boundary={ne: "none", ne + 1: x_boundary})
+    cov_b = [overlap(c, depth={ne: d, ne + 1: y_depth, ne + 2: x_depth},
+                     boundary={ne: "none", ne + 1: "none", ne + 2: x_boundary})
+             if (d or y_depth or x_depth) else c
+             for c in _lazy_covariates(covariates, da, axes, x, flip_y, flip_x)]
     mean_b = mean.rechunk(tt.chunks[:ne])
     std_b = std.rechunk(tt.chunks[:ne])
     lo_b, hi_b = lo.rechunk(tt.chunks[:ne]), hi.rechunk(tt.chunks[:ne])
@@ -331,7 +382,7 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     members = dsa.map_blocks(
         _fill_block, tt, oc_b[..., None, :, :], mean_b[..., None, None, None],
         std_b[..., None, None, None], lo_b[..., None, None, None], hi_b[..., None, None, None],
-        dtype=np.float32, chunks=out_chunks, new_axis=0,
+        *cov_b, dtype=np.float32, chunks=out_chunks, new_axis=0,
         model=model_arg, spec=spec, n_samples=n_samples, seed=seed, starts=starts, depth=d,
         doy=doy, time_index=time_index, periodic_x=periodic_x, space=space,
         transform=tf.name, var_name=str(da.name), point=point,

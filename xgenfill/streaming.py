@@ -1,8 +1,8 @@
 """Training from an archive larger than memory: blocks streamed from a dask- or zarr-backed
 field.
 
-:func:`xgenfill.train` on a dask-backed DataArray never loads the whole field. One lazy pass
-computes what needs the whole record (the sea: pixels ever observed, or ``mask=``; the
+:func:`xgenfill.train` on a dask-backed DataArray never loads the whole field. Two lazy passes
+compute what needs the whole record (the sea: pixels ever observed, or ``mask=``; then the
 normalisation mean and standard deviation), chunk by chunk; training then draws its crops and
 their transplanted clouds from blocks of ``block`` (time, y, x) read at random places of the
 archive, a few at a time (a cache of ``cache`` blocks, one new block every ``refresh`` steps),
@@ -113,17 +113,18 @@ class ArchiveSampler:
             require_same_grid(c, da, f"covariate {c.name!r}")
             ctf = choose_transform(c, np.empty(0), "auto")
             covs.append(canonical(c, str(c.name), ctf.name, str(c.attrs.get("units", ""))))
-        # one pass over the archive for everything that needs the whole record
-        sea_lazy = ever if user is None else ever & user
-        on_sea = dsa.where(sea_lazy[None], x, np.nan)
+        # two passes over the archive for what needs the whole record: the sea, then the
+        # moments on it (in one pass, dask would keep every block read for the sea until the
+        # moments reach it: memory growing with the archive)
+        sea = np.asarray((ever if user is None else ever & user).compute(), bool)
+        if not sea.any():
+            raise GenfillError(f"{da.name!r} is entirely NaN over the sea: nothing to learn")
+        on_sea = dsa.where(sea[None], x, np.nan)
         stats = [dsa.nanmean(on_sea), dsa.nanstd(on_sea)]
         for c in covs:
             stats += [dsa.nanmean(c), dsa.nanstd(c)]
         with np.errstate(invalid="ignore"):
-            sea, *moments = dask.compute(sea_lazy, *stats)
-        sea = np.asarray(sea, bool)
-        if not sea.any():
-            raise GenfillError(f"{da.name!r} is entirely NaN over the sea: nothing to learn")
+            moments = dask.compute(*stats)
         moments = [float(m) for m in moments]
 
         def std(s: float) -> float:
