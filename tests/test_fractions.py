@@ -308,3 +308,25 @@ def test_covariates_help_a_classical_fill(fractions, with_chl):
     assert rmse(withc) < 0.5 * rmse(plain)
     with pytest.raises(xgenfill.GenfillError, match="names or DataArrays"):
         xgenfill.train_fractions(with_chl, NAMES, covariates=[3], max_steps=1)
+
+
+def test_validate_fractions_scores_hidden_compositions(fractions, with_chl):
+    res = xgenfill.validate_fractions(with_chl, NAMES, models=["linear_time", "anomaly"],
+                                      covariates=["chl"])
+    assert res.rmse.dims == ("model", "variable") and list(res.variable.values) == NAMES
+    assert (res.n > 100).all() and (res.share_filled > 0.95).all()
+    assert (res.max_sum_deviation < 1e-6).all() and np.isnan(res.crps).all()
+    assert res.attrs["covariates"] == "['chl']"
+    plain = xgenfill.validate_fractions(with_chl, NAMES, models=["anomaly"])
+    # chl carries the composition here: the covariate must show in the scores
+    assert float(res.rmse_mean.sel(model="anomaly")) < 0.5 * float(plain.rmse_mean[0])
+    # the accessor is the same function; a generative model is trained without the holdout
+    acc = with_chl.genfill.validate_fractions(NAMES, models=["vae"], n_samples=3,
+                                              fit=dict(max_steps=3, patch=16, **TINY))
+    assert np.isfinite(acc.crps).all() and int(acc.n[0, 0]) == int(plain.n[0, 0])
+    with pytest.raises(xgenfill.GenfillError, match="pass fit="):
+        xgenfill.validate_fractions(with_chl, NAMES, models=["diffusion"])
+    with pytest.raises(xgenfill.GenfillError, match="time axis"):
+        xgenfill.validate_fractions(with_chl.isel(time=0), NAMES)
+    with pytest.raises(xgenfill.GenfillError, match="fraction must be"):
+        xgenfill.validate_fractions(with_chl, NAMES, fraction=0.9)

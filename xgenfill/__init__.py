@@ -14,6 +14,7 @@ from .errors import GenfillError, GenfillWarning, OfflineError, WeightsError
 from .models.registry import model_names
 from .samples import open_sample
 from .validation import validate
+from .fraction_validation import validate_fractions
 from .versions import show_versions
 from .zoo import list_models
 from . import models  # noqa: F401  (the subpackage; callable: xgenfill.models() = list_models())
@@ -21,7 +22,7 @@ from . import models  # noqa: F401  (the subpackage; callable: xgenfill.models()
 __all__ = [
     "__version__", "inpaint", "inpaint_dataset", "inpaint_fractions", "to_log_ratios", "train",
     "train_fractions",
-    "validate", "list_models", "model_names",
+    "validate", "validate_fractions", "list_models", "model_names",
     "open_sample", "show_versions", "GenfillError", "GenfillWarning", "OfflineError",
     "WeightsError",
 ]

@@ -13,7 +13,8 @@ from typing import Any, Callable
 import xarray as xr
 
 from . import api
-from .fractions import inpaint_fractions
+from .fraction_validation import validate_fractions
+from .fractions import inpaint_fractions, train_fractions
 from .validation import validate
 
 __all__ = ["GenfillDataArrayAccessor", "GenfillDatasetAccessor"]
@@ -91,7 +92,8 @@ class GenfillDataArrayAccessor:
 
 @xr.register_dataset_accessor("genfill")
 class GenfillDatasetAccessor:
-    """Gap filling on a Dataset: ``ds.genfill.inpaint()`` and ``.inpaint_fractions()``.
+    """Gap filling on a Dataset: ``ds.genfill.inpaint()``, ``.inpaint_fractions()``,
+    ``.fit_fractions()`` and ``.validate_fractions()``.
 
     Registered as ``genfill`` on :class:`xarray.Dataset` by ``import xgenfill``.
 
@@ -104,6 +106,8 @@ class GenfillDatasetAccessor:
     --------
     xgenfill.inpaint_dataset : The function form of ``inpaint``.
     xgenfill.inpaint_fractions : The function form of ``inpaint_fractions``.
+    xgenfill.train_fractions : The function form of ``fit_fractions``.
+    xgenfill.validate_fractions : The function form of ``validate_fractions``.
 
     Examples
     --------
@@ -119,3 +123,5 @@ class GenfillDatasetAccessor:
 
     inpaint = _forward(api.inpaint_dataset, "Dataset", "inpaint")
     inpaint_fractions = _forward(inpaint_fractions, "Dataset")
+    fit_fractions = _forward(train_fractions, "Dataset", "fit_fractions")
+    validate_fractions = _forward(validate_fractions, "Dataset")
