@@ -232,6 +232,8 @@ def main() -> None:
     p.add_argument("--n-samples", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-networks", action="store_true")
+    p.add_argument("--networks", default="plain,chl,joint",
+                   help="comma-separated network rows: plain, chl, joint")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     import torch
@@ -276,10 +278,14 @@ def main() -> None:
     if not args.skip_networks:
         fit = {"max_steps": args.fit_steps, "patch": 16, "batch_size": 16, "seed": 0,
                "device": "cpu"}
-        for label, cov in (("diffusion (train_fractions)", None),
-                           ("diffusion + chl covariate (train_fractions)", ["chl"])):
+        configs = {"plain": ("diffusion (train_fractions)", None, "diffusion"),
+                   "chl": ("diffusion + chl covariate (train_fractions)", ["chl"], "diffusion"),
+                   "joint": ("joint diffusion + chl covariate (train_fractions)", ["chl"],
+                             "joint")}
+        for key in args.networks.split(","):
+            label, cov, kind = configs[key]
             t0 = time.perf_counter()
-            models = xgenfill.train_fractions(ds, NAMES, covariates=cov, **fit)
+            models = xgenfill.train_fractions(ds, NAMES, model=kind, covariates=cov, **fit)
             fit_s = time.perf_counter() - t0
 
             def fill(models=models, cov=cov):
@@ -315,11 +321,24 @@ def main() -> None:
 
 def _members(ds: xr.Dataset, models: dict, cov, n: int) -> np.ndarray:
     """Closed ensemble members (K, 3, T, Y, X) with the same seeds as inpaint_fractions."""
+    from xgenfill.fractions import _joint_fillers, covariate_trend
+    from xgenfill.models.joint import JointDiffusionFiller
+
     clr = xgenfill.to_log_ratios(ds, NAMES)
+    first = models[NAMES[0]]
     covs = None if cov is None else [ds[c] for c in cov]
-    mem = [xgenfill.inpaint(clr[v], model=models[v], n_samples=n, seed=i,
-                            transform="identity", covariates=covs)
-           for i, v in enumerate(NAMES)]
+    # with covariates the networks fill the residuals of the regression on them (as
+    # inpaint_fractions does): the members are those plus the regression
+    trend = covariate_trend(clr, covs) if covs else {v: 0.0 for v in NAMES}
+    target = xr.Dataset({v: clr[v] - trend[v] for v in NAMES})
+    if isinstance(first, JointDiffusionFiller):  # members drawn jointly, then closed
+        pre = _joint_fillers(first, target, NAMES, covs, None, None, n, 0)
+        mem = [xgenfill.inpaint(target[v], model=pre[v], n_samples=n, transform="identity")
+               + trend[v] for v in NAMES]
+    else:
+        mem = [xgenfill.inpaint(target[v], model=models[v], n_samples=n, seed=i,
+                                transform="identity", covariates=covs) + trend[v]
+               for i, v in enumerate(NAMES)]
     values = close([ds[v] for v in NAMES], from_log_ratios(mem))
     return np.stack([v.transpose("member", *ds[NAMES[0]].dims).values for v in values], 1)
 

@@ -330,3 +330,65 @@ def test_validate_fractions_scores_hidden_compositions(fractions, with_chl):
         xgenfill.validate_fractions(with_chl.isel(time=0), NAMES)
     with pytest.raises(xgenfill.GenfillError, match="fraction must be"):
         xgenfill.validate_fractions(with_chl, NAMES, fraction=0.9)
+
+
+@pytest.fixture(scope="module")
+def joint_model(with_chl):
+    return xgenfill.train_fractions(with_chl, NAMES, model="joint", covariates=["chl"],
+                                    max_steps=20, patch=24, progress=False, seed=0, **TINY)
+
+
+def test_joint_model_fills_the_composition_together(with_chl, joint_model, tmp_path):
+    from xgenfill.models.io import load_model
+    from xgenfill.models.joint import JointDiffusionFiller
+
+    m = joint_model["pico"]
+    assert isinstance(m, JointDiffusionFiller) and all(joint_model[n] is m for n in NAMES)
+    assert m.meta["fractions"]["component"] == "all (joint)"
+    assert m.meta["training"]["steps"] == 20
+    out = inpaint_fractions(with_chl, NAMES, model=joint_model, covariates=["chl"],
+                            n_samples=3, seed=2)
+    filled = assert_contract(with_chl, out)
+    assert filled.sum() > 0 and (out.pico_uncertainty.values[filled] > 0).any()
+    # members are drawn jointly: the same seed gives the same fill; saved and loaded too
+    again = inpaint_fractions(with_chl, NAMES, model=joint_model, covariates=["chl"],
+                              n_samples=3, seed=2)
+    xr.testing.assert_identical(out.drop_attrs(), again.drop_attrs())
+    m.save(tmp_path / "joint")
+    back = load_model(tmp_path / "joint", precision="float32", device="cpu")
+    loaded = inpaint_fractions(with_chl, NAMES, model={n: back for n in NAMES},
+                               covariates=["chl"], n_samples=3, seed=2)
+    np.testing.assert_allclose(loaded.pico.values, out.pico.values, rtol=1e-4)
+    # the network's K outputs are the fields: perturbing one field's input moves the others
+    import torch
+
+    ctx = torch.zeros(1, m.n_context, 16, 16)
+    x = torch.zeros(1, 3, 16, 16)
+    vis = torch.zeros(1, 3, 16, 16, dtype=torch.bool)
+    base = m.net(m._inputs(x, torch.ones_like(x), vis, ctx), torch.zeros(1))
+    x2 = x.clone()
+    x2[:, 0] = 1.0
+    moved = m.net(m._inputs(x2, torch.ones_like(x), vis, ctx), torch.zeros(1))
+    assert base.shape == (1, 3, 16, 16)
+    assert float((moved - base)[:, 1:].abs().max()) > 0  # field 0 informs fields 1 and 2
+
+
+def test_joint_model_refusals(with_chl, joint_model, fractions):
+    m = joint_model["pico"]
+    with pytest.raises(xgenfill.GenfillError, match="pass it for all"):
+        inpaint_fractions(with_chl, NAMES, model={"pico": m, "nano": "anomaly",
+                                                  "micro": "anomaly"}, covariates=["chl"])
+    with pytest.raises(xgenfill.GenfillError, match="train_fractions"):
+        xgenfill.train(with_chl.pico, model="joint_diffusion", max_steps=1)
+    with pytest.raises(xgenfill.GenfillError, match="inpaint_fractions"):
+        xgenfill.inpaint(to_log_ratios(with_chl, NAMES).pico, model=m, transform="identity")
+    from xgenfill.models.base import Cube
+    from xgenfill.models.joint import JointSource
+
+    a = np.where(np.isfinite(fractions.pico.values), 0.0, np.nan).astype(np.float32)
+    b = a.copy()
+    b[0, 0, 0] = np.nan if np.isfinite(b[0, 0, 0]) else 0.0
+    ocean = np.ones(a.shape[1:], bool)
+    with pytest.raises(xgenfill.GenfillError, match="same pixels"):
+        JointSource([Cube(a, ocean), Cube(b, ocean), Cube(a, ocean)], m, "cpu",
+                    np.random.default_rng(0), 0.1, "auto", None)

@@ -130,6 +130,9 @@ def build_filler(model: "str | Path | Filler", transform_name: str,
         return get_filler(model, variable=_generic_family(model, transform_name, family, label),
                           **model_kwargs)
     filler = get_filler(model, **model_kwargs)
+    if getattr(filler, "kind", None) == "joint_diffusion":
+        raise GenfillError(f"model {filler.name!r} fills the fractions of a composition "
+                           "together: use xgenfill.inpaint_fractions(ds, names, model=...)")
     check_trained_for(filler, transform_name, family, label)
     return filler
 
@@ -680,6 +683,9 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     from .models.neural import NeuralFiller
 
     classes = model_classes()
+    if model == "joint_diffusion" or getattr(model, "kind", None) == "joint_diffusion":
+        raise GenfillError("a joint model fills several fields together; train it with "
+                           "xgenfill.train_fractions(ds, names, model='joint')")
     start = "given model"
     if isinstance(init, str) and init == "auto":
         init, arch, start = _auto_init(model, da, transform, covariates, arch, device)

@@ -19,6 +19,7 @@ import xarray as xr
 from .api import check_n_samples, check_seed, inpaint
 from .axes import find_axes
 from .errors import GenfillError, warn
+from .models.base import Filler
 from .post import MEMBER, dataset_form, history_line, merge_into, range_attrs, status_codes
 from .prepare import user_mask_array
 from .transforms import LOGIT_EPS, TRANSFORMS
@@ -330,6 +331,19 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         target = xr.Dataset({v: (clr[v] - trend[v]).assign_attrs(clr[v].attrs)
                              for v in variables})
 
+    from .models.joint import JointDiffusionFiller
+
+    joints = {id(f) for f in fillers.values() if isinstance(f, JointDiffusionFiller)}
+    if joints:
+        if len(joints) > 1 or len({id(f) for f in fillers.values()}) > 1:
+            raise GenfillError("a joint model fills every fraction: pass it for all of them "
+                               "(the mapping train_fractions(model='joint') returns)")
+        if fracs[0].chunks is not None:
+            raise GenfillError("a joint model fills loaded fractions; load them first "
+                               "(ds.load())")
+        fillers = _joint_fillers(next(iter(fillers.values())), target, variables, cov, mask,
+                                 dims, n_samples, seed)
+
     def fill(v: str, i: int, k: int) -> xr.DataArray:
         # neural models read the covariates themselves; classical ones use them through the
         # regression (the trend) alone
@@ -504,6 +518,13 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         trend = covariate_trend(clr, cov, dims)
         clr = xr.Dataset({v: (clr[v] - trend[v]).assign_attrs(clr[v].attrs)
                           for v in variables})
+    info = {"variables": variables, "covariates": None if cov is None
+            else [str(c.name) for c in cov],
+            "target": "log-ratio" if cov is None else "log-ratio minus covariate_trend"}
+    if model in JOINT:
+        joint = _train_joint(clr, variables, cov, mask, dims, train_kwargs)
+        joint.meta["fractions"] = {**info, "component": "all (joint)"}
+        return {v: joint for v in variables}
     models = {}
     for v in variables:
         m = train(clr[v], model=model, mask=mask, dims=dims, transform="identity",
@@ -515,6 +536,96 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
                                "log-ratio minus covariate_trend"}
         models[v] = m
     return models
+
+
+JOINT = ("joint", "joint_diffusion")
+_FIT_KEYS = ("max_steps", "max_time", "seed", "progress", "batch_size", "patch", "lr",
+             "val_fraction", "augment", "val_split")
+
+
+def _joint_cubes(target: xr.Dataset, variables: list[str], cov, mask, dims
+                 ) -> tuple[list, list[list]]:
+    """The prepared log-ratio fields and, per independent field, the K cubes of one
+    composition (the covariates ride with the first)."""
+    from .api import prepare_covariates
+    from .models.base import Cube
+    from .prepare import prepare
+
+    preps = [prepare(target[v], mask=mask, transform="identity", dims=dims) for v in variables]
+    covs = prepare_covariates(cov, preps[0])
+    p0 = preps[0]
+    groups = [[Cube(values=p.values[f], ocean=p.ocean[f], doy=p0.doy, time_index=p0.time_index,
+                    periodic_x=p0.periodic_x,
+                    covariates=None if covs is None or k else covs[f])
+               for k, p in enumerate(preps)] for f in range(p0.values.shape[0])]
+    return preps, groups
+
+
+def _train_joint(target: xr.Dataset, variables: list[str], cov, mask, dims,
+                 train_kwargs: dict[str, Any]):
+    """One network over the K log-ratio fields (models.joint), from scratch, residual on
+    each field's anomaly fill unless asked otherwise."""
+    from .models.joint import JointDiffusionFiller
+
+    kw = dict(train_kwargs)
+    kw.pop("init", None)
+    fit = {k: kw.pop(k) for k in _FIT_KEYS if k in kw}
+    fit.setdefault("max_steps", 2000)
+    fit.setdefault("progress", False)
+    device = kw.pop("device", "auto")
+    kw.setdefault("residual", True)
+    joint = JointDiffusionFiller(n_fields=len(variables), device=device,
+                                 n_covariates=0 if cov is None else len(cov), **kw)
+    preps, groups = _joint_cubes(target, variables, cov, mask, dims)
+    joint.fit(groups, **fit)
+    joint.meta["training"]["init"] = "scratch (joint, residual on the anomaly fill)" \
+        if joint.arch.get("residual") else "scratch (joint)"
+    joint.meta.update({
+        "trained_on": "user", "variable": ", ".join(variables), "units": "1",
+        "transform": "identity",
+        "normalisation": {"mean": [p.mean.tolist() for p in preps],
+                          "std": [p.std.tolist() for p in preps]},
+        "training_data": {"shape": list(preps[0].values.shape),
+                          "observed_fraction": float(preps[0].observed.mean())}})
+    return joint
+
+
+class _Precomputed(Filler):
+    """The fills of one field of a joint model, handed to :func:`xgenfill.inpaint` as a
+    model (which prepares, checks and assembles them as for any model): it returns, for the
+    cube it is given, the fill made for the cube with the same values."""
+
+    stochastic = True
+
+    @property
+    def has_point_estimate(self) -> bool:
+        return True
+
+    def __init__(self, joint, values: list[np.ndarray], fills: list) -> None:
+        self.name, self.weights_hash = joint.name, joint.weights_hash
+        self.meta = {"trained_on": "user", "transform": "identity"}
+        self._values, self._fills = values, fills
+
+    def fill(self, cube, n_samples: int = 1, seed: int | None = 0):
+        from .models.base import Fill
+
+        for v, f in zip(self._values, self._fills):
+            if v.shape == cube.values.shape and np.array_equal(v, cube.values, equal_nan=True):
+                if n_samples == 1 and f.mean is not None:  # the point estimate
+                    return Fill(samples=f.mean[None], info=f.info)
+                if f.samples.shape[0] != n_samples:
+                    raise GenfillError("internal: joint fill drawn with another n_samples")
+                return f
+        raise GenfillError("internal: no joint fill for this field")
+
+
+def _joint_fillers(joint, target: xr.Dataset, variables: list[str], cov, mask, dims,
+                   n_samples: int, seed: int | None) -> dict[str, Any]:
+    """Fill the K fields together once; one precomputed model per field."""
+    _preps, groups = _joint_cubes(target, variables, cov, mask, dims)
+    fills = [joint.fill_joint(g, n_samples=n_samples, seed=seed) for g in groups]
+    return {v: _Precomputed(joint, [g[k].values for g in groups], [f[k] for f in fills])
+            for k, v in enumerate(variables)}
 
 
 def _check_residual_model(filler: Any, v: str, cov: list[xr.DataArray] | None) -> None:

@@ -15,9 +15,11 @@ __all__ = ["load_model", "model_classes", "config_path"]
 
 def model_classes() -> dict[str, type]:
     from .diffusion import DiffusionFiller
+    from .joint import JointDiffusionFiller
     from .vae import VAEFiller
 
-    return {"diffusion": DiffusionFiller, "vae": VAEFiller}
+    return {"diffusion": DiffusionFiller, "vae": VAEFiller,
+            "joint_diffusion": JointDiffusionFiller}
 
 
 def config_path(path: Path) -> tuple[Path, Path]:

@@ -17,7 +17,8 @@ from .base import Cube
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_model", "make_batch", "validation_batches", "flip_views", "batch_part",
+__all__ = ["train_model", "make_batch", "pick_crops", "validation_batches", "flip_views",
+           "batch_part",
            "distributed_world"]
 
 _SPATIAL_KEYS = ("y", "obs", "hidden", "ocean", "ctx")
@@ -137,6 +138,15 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
 
     The clouds are drawn over the crop widened by the spatial guides' reach, so that the
     guides see what they would see inside a whole field at inference."""
+    ts, picked, ph, pw = pick_crops(model, src, steps, rng, batch_size, patch, cloud_library)
+    return _assemble(model, src, ts, picked, ph, pw)
+
+
+def pick_crops(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
+               batch_size: int, patch: int, cloud_library: np.ndarray | None = None
+               ) -> tuple[list[int], list[tuple], int, int]:
+    """Where the crops of :func:`make_batch` are and which pixels each hides: (steps,
+    [(y0, x0, wy, wx, hidden)], crop height, crop width)."""
     nt, ny, nx = src.shape
     ph, pw = min(patch, ny), min(patch, nx)
     r = model.guide_radius
@@ -160,7 +170,7 @@ def make_batch(model, src: _Source, steps: np.ndarray, rng: np.random.Generator,
             if n_hide >= max(8, 0.02 * ph * pw) and n_hide < n_obs:
                 break
         ts.append(t), picked.append((y0, x0, wy, wx, hide))
-    return _assemble(model, src, ts, picked, ph, pw)
+    return ts, picked, ph, pw
 
 
 def _widened(y0: int, x0: int, ph: int, pw: int, r: int, ny: int, nx: int
@@ -441,10 +451,15 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
         raise GenfillError(f"val_split must be 'auto', 'dates' or 'pixels', got {val_split!r}")
     vrng = np.random.default_rng(seed + 12345)
     if stream is None:
-        sources = [_Source(c, model.multiple, dev, rng, val_fraction, val_split, cloud_library)
+        # a model over several fields at once (models.joint) has sources of its own
+        own = getattr(model, "training_source", None)
+        sources = [own(c, dev, rng, val_fraction, val_split, cloud_library) if own else
+                   _Source(c, model.multiple, dev, rng, val_fraction, val_split, cloud_library)
                    for c in cubes]
-        val_batches = [b for src in sources for b in validation_batches(
-            model, src, vrng, batch_size, patch, cloud_library)]
+        val_batches = [b for src in sources for b in (
+            src.validation_batches(model, vrng, batch_size, patch, cloud_library)
+            if own else validation_batches(model, src, vrng, batch_size, patch,
+                                           cloud_library))]
     else:
         sources = [_stream_source(stream, model, dev, rng, cloud_library)]
         val_batches = []
@@ -532,7 +547,9 @@ def train_model(model, cubes: list[Cube], *, max_steps: int = 2000,
             sources.append(_stream_source(stream, model, dev, rng, cloud_library))
             weights = _source_weights(sources)
         src = sources[int(rng.choice(len(sources), p=weights))]
-        batch = make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library)
+        batch = (src.make_batch(model, src.train_steps, rng, batch_size, patch, cloud_library)
+                 if hasattr(src, "make_batch") else
+                 make_batch(model, src, src.train_steps, rng, batch_size, patch, cloud_library))
         if augment:
             batch = flip_views(batch, rng)
         for group in opt.param_groups:
