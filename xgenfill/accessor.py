@@ -92,8 +92,10 @@ class GenfillDataArrayAccessor:
 
 @xr.register_dataset_accessor("genfill")
 class GenfillDatasetAccessor:
-    """Gap filling on a Dataset: ``ds.genfill.inpaint()``, ``.inpaint_fractions()``,
-    ``.fit_fractions()`` and ``.validate_fractions()``.
+    """Gap filling on a Dataset: ``ds.genfill.inpaint()`` and the fraction methods.
+
+    ``.inpaint_fractions()``, ``.fit_fractions()`` and ``.validate_fractions()`` fill, train
+    and score fractions that sum to 1 (size classes), with covariates.
 
     Registered as ``genfill`` on :class:`xarray.Dataset` by ``import xgenfill``.
 

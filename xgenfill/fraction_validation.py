@@ -39,6 +39,11 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
                        fit: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Hide observed compositions under transplanted real clouds, fill, and score there.
 
+    The fractions of a pixel are hidden together (as a retrieval loses them), each model
+    fills them from what is left, and the fills are scored on the hidden pixels: per
+    fraction, in centred log-ratio space, and for closure. The covariates keep all their
+    values.
+
     Parameters
     ----------
     ds : xarray.Dataset
@@ -60,8 +65,10 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
         Seed of the holdout and of the generative models.
     n_samples : int, default 8
         Ensemble size of generative models (their spread gives ``crps``).
-    mask, dims
-        As in :func:`xgenfill.inpaint_fractions`.
+    mask : xarray.DataArray or numpy.ndarray, optional
+        Boolean land/sea mask (True = sea), as in :func:`xgenfill.inpaint_fractions`.
+    dims : dict, optional
+        Explicit axis names, as in :func:`xgenfill.inpaint_fractions`.
     fit : dict, optional
         Options of :func:`xgenfill.train_fractions` for ``"diffusion"`` / ``"vae"``
         entries of ``models`` (``max_steps``, ``patch``...).

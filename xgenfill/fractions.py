@@ -347,7 +347,8 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     def fill(v: str, i: int, k: int) -> xr.DataArray:
         # neural models read the covariates themselves; classical ones use them through the
         # regression (the trend) alone
-        neural = getattr(fillers[v], "arch", {}).get("n_covariates", 0) > 0
+        net = getattr(fillers[v], "network", None) or fillers[v]  # model="auto" wraps one
+        neural = getattr(net, "arch", {}).get("n_covariates", 0) > 0
         out = inpaint(target[v], fillers[v], n_samples=k, mask=mask, transform="identity",
                       dims=dims, progress=progress, seed=None if seed is None else seed + i,
                       covariates=cov if neural else None)
