@@ -680,6 +680,10 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
         ``{name: DataArray}`` of the trend of each field (NaN where a covariate has no value
         even after its fill).
 
+    See Also
+    --------
+    inpaint_fractions : Fills the residuals of this trend when given covariates.
+
     Examples
     --------
     >>> import numpy as np

@@ -44,8 +44,12 @@ class ArchiveSampler:
     ----------
     da : xarray.DataArray
         Dask-backed field with a time axis and two spatial axes (no other dimension).
-    mask, transform, dims
-        As in :func:`xgenfill.train`.
+    mask : xarray.DataArray or numpy.ndarray, optional
+        Boolean land/sea mask (True = sea), as in :func:`xgenfill.train`.
+    transform : {"auto", "log10", "logit", "identity"}, default "auto"
+        Transform of the values, as in :func:`xgenfill.train`.
+    dims : dict, optional
+        Explicit axis names, as in :func:`xgenfill.train`.
     covariates : list of xarray.DataArray, optional
         Conditioning fields on the same grid (dask-backed or not), each standardised in its
         own transform over the whole record.
@@ -53,6 +57,10 @@ class ArchiveSampler:
         Steps, rows and columns of a streamed block (clipped to the archive).
     seed : int
         Seed of the block positions.
+
+    See Also
+    --------
+    xgenfill.train : Streams from this when given a dask-backed field.
 
     Examples
     --------
@@ -131,6 +139,8 @@ class ArchiveSampler:
             return s if np.isfinite(s) and s > 0 else 1.0
 
         self.field = _Lazy(on_sea, moments[0], std(moments[1]))
+        # the normalisation, (1,) each, as Prepared holds it
+        self.mean, self.std = np.array([self.field.mean]), np.array([self.field.std])
         self.covs = [_Lazy(c, moments[2 + 2 * i], std(moments[3 + 2 * i]))
                      for i, c in enumerate(covs)]
         self.ocean = sea
@@ -145,17 +155,39 @@ class ArchiveSampler:
         self.val_start = nt - bt if nt >= 2 * bt else None
         self.rng = np.random.default_rng(seed)
 
-    @property
-    def mean(self) -> np.ndarray:
-        return np.array([self.field.mean])
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.array([self.field.std])
-
     def block(self, validation: bool = False) -> Cube:
-        """One block, read from the archive, as a normalised cube (float32). Training blocks
-        never overlap the validation stretch; ``validation=True`` gives a block of it."""
+        """One block read from the archive, as a normalised float32 cube.
+
+        Parameters
+        ----------
+        validation : bool, default False
+            The block of the held-out stretch at the end of the record instead of a random
+            training block (training blocks never overlap it).
+
+        Returns
+        -------
+        xgenfill.models.base.Cube
+            Values (T, Y, X) standardised, the sea of the block, day of year, covariates
+            (C, T, Y, X) and the absolute index of its first step.
+
+        Raises
+        ------
+        GenfillError
+            For ``validation=True`` when the record is shorter than two blocks.
+
+        See Also
+        --------
+        xgenfill.models.training.train_model : Draws its crops from these blocks.
+
+        Examples
+        --------
+        >>> import xgenfill
+        >>> from xgenfill.streaming import ArchiveSampler
+        >>> s = ArchiveSampler(xgenfill.open_sample("phytofit").chl.chunk({"time": 30}),
+        ...                    block=(30, 48, 64))
+        >>> s.block(validation=True).t_offset == s.val_start
+        True
+        """
         nt, ny, nx = self.shape
         bt, by, bx = self.block_shape
         if validation:
