@@ -51,7 +51,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("kind", ["diffusion", "vae"])
+# the VAE's check behind -m slow: the default run stays under its time budget
+@pytest.mark.parametrize("kind", ["diffusion", pytest.param("vae", marks=pytest.mark.slow)])
 def test_two_processes_match_one(kind, tmp_path):
     import torch.multiprocessing as mp
 
