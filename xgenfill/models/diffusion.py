@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import GenfillError
 from .neural import NeuralFiller
 
-__all__ = ["DiffusionFiller", "repaint_schedule", "edm_sigmas"]
+__all__ = ["DiffusionFiller", "repaint_schedule", "edm_sigmas", "dpm_solver_2m"]
 
 SIGMA_MAX = 20.0  # data are standardised, so 20 sigma is pure noise
 SIGMA_MIN = 0.002
@@ -62,6 +62,28 @@ def repaint_schedule(steps: int, jump_length: int, n_resample: int) -> list[int]
                 i -= 1
                 path.append(i)
     return path
+
+
+def dpm_solver_2m(x, sigmas: list[float], denoise, keep):
+    """DPM-Solver++(2M) in data-prediction form (Lu et al. 2022) down the noise ladder
+    ``sigmas`` from ``x``: one ``denoise(x, sigma)`` call per level (for the EDM
+    parametrisation exp(-h) = s_next / s); ``keep`` puts the observed pixels back after each
+    step."""
+    prev = h_prev = None
+    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+        den = denoise(x, s)
+        if s_next == 0:
+            x = den
+        else:
+            h = math.log(s / s_next)
+            d_hat = den
+            if prev is not None:
+                r = h_prev / h
+                d_hat = (1 + 1 / (2 * r)) * den - (1 / (2 * r)) * prev
+            x = (s_next / s) * x + (1 - s_next / s) * d_hat
+            prev, h_prev = den, h
+        x = keep(x)
+    return x
 
 
 class DiffusionFiller(NeuralFiller):
@@ -292,24 +314,8 @@ class DiffusionFiller(NeuralFiller):
                     x = x + math.sqrt(max(s_next**2 - s**2, 0.0)) * noise(n)
                 x = keep(x)
         else:  # "dpm++" (check_options refuses any other sampler before filling starts)
-            # DPM-Solver++(2M) in data-prediction form (Lu et al. 2022): one network call per
-            # level; for the EDM parametrisation exp(-h) = s_next / s
             sig = self._sigmas(o["steps"])
-            x = keep(sig[0] * noise(0))
-            prev, h_prev = None, None
-            for s, s_next in zip(sig[:-1], sig[1:]):
-                den = denoise(x, s)
-                if s_next == 0:
-                    x = den
-                else:
-                    h = math.log(s / s_next)
-                    d_hat = den
-                    if prev is not None:
-                        r = h_prev / h
-                        d_hat = (1 + 1 / (2 * r)) * den - (1 / (2 * r)) * prev
-                    x = (s_next / s) * x + (1 - s_next / s) * d_hat
-                    prev, h_prev = den, h
-                x = keep(x)
+            x = dpm_solver_2m(keep(sig[0] * noise(0)), sig, denoise, keep)
         # observed pixels as they are (x - guess + guess may differ from x in the last bit)
         x = torch.where(gap_k, x + guess.repeat(k, 1, 1), y_obs.repeat(k, 1, 1))
         return x.reshape(k, b, ny, nx)

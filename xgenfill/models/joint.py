@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import GenfillError
 from .base import Cube, Fill
-from .diffusion import SIGMA_MAX, DiffusionFiller
+from .diffusion import SIGMA_MAX, DiffusionFiller, dpm_solver_2m
 
 __all__ = ["JointDiffusionFiller", "JointSource"]
 
@@ -280,8 +280,6 @@ class JointDiffusionFiller(DiffusionFiller):
 
         from ..tiling import hash_normal
 
-        if self.options["sampler"] != "dpm++":
-            raise GenfillError("the joint model samples with sampler='dpm++' only")
         visible, gap, y_obs = self._state(fields, ts)
         guess = self._guess(ctx)
         b, k, ny, nx = y_obs.shape
@@ -310,21 +308,7 @@ class JointDiffusionFiller(DiffusionFiller):
                 return torch.where(gap, x, obs)
 
             sig = self._sigmas(self.options["steps"])
-            x = keep(sig[0] * noise(0))
-            prev = h_prev = None
-            for s, s_next in zip(sig[:-1], sig[1:]):
-                den = denoise(x, s)
-                if s_next == 0:
-                    x = den
-                else:
-                    h = math.log(s / s_next)
-                    d_hat = den
-                    if prev is not None:
-                        r = h_prev / h
-                        d_hat = (1 + 1 / (2 * r)) * den - (1 / (2 * r)) * prev
-                    x = (s_next / s) * x + (1 - s_next / s) * d_hat
-                    prev, h_prev = den, h
-                x = keep(x)
+            x = dpm_solver_2m(keep(sig[0] * noise(0)), sig, denoise, keep)
             members.append(torch.where(gap, x + guess, y_obs))
         return torch.stack(members)
 
