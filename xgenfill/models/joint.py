@@ -49,7 +49,7 @@ class JointSource:
         p0 = self.parts[0]
         self.train_steps, self.val_steps, self.val_split = (p0.train_steps, p0.val_steps,
                                                              p0.val_split)
-        self.shape, self.val_hide = p0.shape, p0.val_hide
+        self.val_hide = p0.val_hide
 
     def _joined(self, batches: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -69,27 +69,16 @@ class JointSource:
 
     def validation_batches(self, model, rng, batch_size: int, patch: int,
                            cloud_library=None, n_batches: int = 4):
-        from .training import _assemble, _widened
+        from .training import _assemble, held_out_crops
 
         if not len(self.val_steps):
             return []
         if self.val_hide is None:
             return [self.make_batch(model, self.val_steps, rng, batch_size, patch,
                                     cloud_library) for _ in range(n_batches)]
-        _, ny, nx = self.shape
-        ph, pw, r, mult = min(patch, ny), min(patch, nx), model.guide_radius, model.multiple
-        held = np.argwhere(self.val_hide)
-        out = []
-        for _ in range(n_batches):
-            ts, picked = [], []
-            for t, py, px in held[rng.integers(0, len(held), batch_size)]:
-                y0 = int(min(max(0, py - ph // 2), ny - ph)) // mult * mult
-                x0 = int(min(max(0, px - pw // 2), nx - pw)) // mult * mult
-                wy, wx = _widened(y0, x0, ph, pw, r, ny, nx)
-                ts.append(int(t)), picked.append((y0, x0, wy, wx, self.val_hide[t, wy, wx]))
-            out.append(self._joined([_assemble(model, p, ts, picked, ph, pw, truth=True)
-                                     for p in self.parts]))
-        return out
+        return [self._joined([_assemble(model, p, *crops, truth=True) for p in self.parts])
+                for crops in held_out_crops(model, self.parts[0], rng, batch_size, patch,
+                                            n_batches)]
 
 
 class JointDiffusionFiller(DiffusionFiller):

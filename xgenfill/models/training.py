@@ -277,6 +277,15 @@ def validation_batches(model, src: _Source, rng: np.random.Generator, batch_size
     if src.val_hide is None:
         return [make_batch(model, src, src.val_steps, rng, batch_size, patch, cloud_library)
                 for _ in range(n_batches)]
+    return [_assemble(model, src, *crops, truth=True)
+            for crops in held_out_crops(model, src, rng, batch_size, patch, n_batches)]
+
+
+def held_out_crops(model, src, rng: np.random.Generator, batch_size: int, patch: int,
+                   n_batches: int) -> list[tuple[list[int], list[tuple], int, int]]:
+    """Crops around random held-out pixels of a pixel split (``src.val_hide``), as
+    :func:`pick_crops` gives them: (steps, [(y0, x0, wy, wx, hidden)], height, width) per
+    batch."""
     _, ny, nx = src.shape
     ph, pw, r, mult = min(patch, ny), min(patch, nx), model.guide_radius, model.multiple
     held = np.argwhere(src.val_hide)  # (t, y, x) of every held-out pixel
@@ -288,7 +297,7 @@ def validation_batches(model, src: _Source, rng: np.random.Generator, batch_size
             x0 = int(min(max(0, px - pw // 2), nx - pw)) // mult * mult
             wy, wx = _widened(y0, x0, ph, pw, r, ny, nx)
             ts.append(int(t)), picked.append((y0, x0, wy, wx, src.val_hide[t, wy, wx]))
-        out.append(_assemble(model, src, ts, picked, ph, pw, truth=True))
+        out.append((ts, picked, ph, pw))
     return out
 
 
