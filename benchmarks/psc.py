@@ -329,16 +329,15 @@ def main() -> None:
 
 def _members(ds: xr.Dataset, models: dict, cov, n: int) -> np.ndarray:
     """Closed ensemble members (K, 3, T, Y, X) with the same seeds as inpaint_fractions."""
-    from xgenfill.fractions import _joint_fillers, covariate_trend
+    from xgenfill.fractions import _joint_fillers, _residuals
     from xgenfill.models.joint import JointDiffusionFiller
 
-    clr = xgenfill.to_log_ratios(ds, NAMES)
     first = models[NAMES[0]]
     covs = None if cov is None else [ds[c] for c in cov]
     # with covariates the networks fill the residuals of the regression on them (as
     # inpaint_fractions does): the members are those plus the regression
-    trend = covariate_trend(clr, covs) if covs else {v: 0.0 for v in NAMES}
-    target = xr.Dataset({v: clr[v] - trend[v] for v in NAMES})
+    target, trend = _residuals(xgenfill.to_log_ratios(ds, NAMES), covs)
+    trend = trend or {v: 0.0 for v in NAMES}
     if isinstance(first, JointDiffusionFiller):  # members drawn jointly, then closed
         pre = _joint_fillers(first, target, NAMES, covs, None, None, n, 0)
         mem = [xgenfill.inpaint(target[v], model=pre[v], n_samples=n, transform="identity")

@@ -321,15 +321,11 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     cov = _covariates(ds, covariates, variables)
     for v, f in fillers.items():
         _check_residual_model(f, v, cov)
-    trend = {}
-    target = clr
     if cov is not None:
         if fracs[0].chunks is not None:
             raise GenfillError("covariates= with dask-backed fractions is not supported yet; "
                                "load the fractions (ds.load()) or fill without covariates")
-        trend = covariate_trend(clr, cov, dims)
-        target = xr.Dataset({v: (clr[v] - trend[v]).assign_attrs(clr[v].attrs)
-                             for v in variables})
+    target, trend = _residuals(clr, cov, dims)
 
     from .models.joint import JointDiffusionFiller
 
@@ -352,7 +348,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         out = inpaint(target[v], fillers[v], n_samples=k, mask=mask, transform="identity",
                       dims=dims, progress=progress, seed=None if seed is None else seed + i,
                       covariates=cov if neural else None)
-        return out + trend[v] if cov is not None else out
+        return out + trend[v] if trend is not None else out
 
     members = [fill(v, i, n_samples) for i, v in enumerate(variables)]
     if n_samples == 1:
@@ -515,10 +511,7 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         _check_closure(fracs, variables)
     clr = _log_ratios(fracs)
     cov = _covariates(ds, covariates, variables)
-    if cov is not None:  # the networks learn what the regression on the covariates misses
-        trend = covariate_trend(clr, cov, dims)
-        clr = xr.Dataset({v: (clr[v] - trend[v]).assign_attrs(clr[v].attrs)
-                          for v in variables})
+    clr, _trend = _residuals(clr, cov, dims)  # what the regression on the covariates misses
     info = {"variables": variables, "covariates": None if cov is None
             else [str(c.name) for c in cov],
             "target": "log-ratio" if cov is None else "log-ratio minus covariate_trend"}
@@ -530,11 +523,7 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     for v in variables:
         m = train(clr[v], model=model, mask=mask, dims=dims, transform="identity",
                   covariates=cov, **train_kwargs)
-        m.meta["fractions"] = {"variables": variables, "component": v,
-                               "covariates": None if cov is None
-                               else [str(c.name) for c in cov],
-                               "target": "log-ratio" if cov is None else
-                               "log-ratio minus covariate_trend"}
+        m.meta["fractions"] = {**info, "component": v}
         models[v] = m
     return models
 
@@ -643,6 +632,18 @@ def _check_residual_model(filler: Any, v: str, cov: list[xr.DataArray] | None) -
             f"({trained}); pass covariates={trained!r}" if trained else
             f"the model of {v!r} was trained without covariates; fill without covariates=, or "
             "train with them (train_fractions(..., covariates=...))")
+
+
+def _residuals(clr: xr.Dataset, covariates: list[xr.DataArray] | None,
+              dims: dict[str, str] | None = None
+              ) -> tuple[xr.Dataset, dict[str, xr.DataArray] | None]:
+    """What the models fill: the log-ratio fields minus their :func:`covariate_trend`, and
+    that trend; ``(clr, None)`` without covariates."""
+    if covariates is None:
+        return clr, None
+    trend = covariate_trend(clr, covariates, dims)
+    return xr.Dataset({v: (clr[v] - trend[v]).assign_attrs(clr[v].attrs)
+                       for v in clr.data_vars}), trend
 
 
 def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
