@@ -713,34 +713,36 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     from .lazy import is_lazy
 
     if isinstance(da, xr.DataArray) and is_lazy(da):
-        return _train_streamed(filler, da, start, init, mask=mask, transform=transform,
-                               dims=dims, covariates=covariates, block=block,
-                               fit_kwargs=fit_kwargs)
-    prep = prepare(da, mask=mask, transform=transform, dims=dims)
-    cov = prepare_covariates(covariates, prep)
-    _check_covariates(filler, cov)
-    filler.fit(_cubes(prep, cov), **fit_kwargs)
+        prep = _train_streamed(filler, da, mask=mask, transform=transform, dims=dims,
+                               covariates=covariates, block=block, fit_kwargs=fit_kwargs)
+        nt, ny, nx = prep.shape
+        data = {"shape": [1, nt, ny, nx], "observed_fraction": None, "streamed": True}
+    else:
+        prep = prepare(da, mask=mask, transform=transform, dims=dims)
+        cov = prepare_covariates(covariates, prep)
+        _check_covariates(filler, cov)
+        filler.fit(_cubes(prep, cov), **fit_kwargs)
+        ny, nx = prep.values.shape[-2:]
+        data = {"shape": list(prep.values.shape),
+                "observed_fraction": float(prep.observed.mean())}
     filler.meta.setdefault("training", {})["init"] = start
     init_source = init if isinstance(init, (str, Path)) else getattr(init, "source", None)
     if init_source:  # where a refit (validate) starts again: these weights, not from scratch
         filler.meta["init_source"] = str(init_source)
-    ny, nx = prep.values.shape[-2:]
     filler.meta.update({
         "trained_on": "user", "variable": str(da.name), "units": da.attrs.get("units", ""),
         "transform": prep.transform.name,
         "normalisation": {"mean": prep.mean.tolist(), "std": prep.std.tolist()},
-        "training_data": {"shape": list(prep.values.shape), "grid": [int(ny), int(nx)],
-                          "observed_fraction": float(prep.observed.mean()),
-                          "dims": list(da.dims)},
+        "training_data": {**data, "grid": [int(ny), int(nx)], "dims": list(da.dims)},
     })
     return filler
 
 
-def _train_streamed(filler: Filler, da: xr.DataArray, start: str, init: Any, *, mask,
-                    transform: str, dims, covariates, block, fit_kwargs: dict[str, Any]
-                    ) -> Filler:
-    """:func:`train` on a dask-backed field: blocks streamed by
-    :class:`xgenfill.streaming.ArchiveSampler`, never the whole archive in memory."""
+def _train_streamed(filler: Filler, da: xr.DataArray, *, mask, transform: str, dims,
+                    covariates, block, fit_kwargs: dict[str, Any]):
+    """Fit ``filler`` on a dask-backed field, blocks streamed by
+    :class:`xgenfill.streaming.ArchiveSampler` (never the whole archive in memory); returns
+    the sampler (its transform and normalisation are the model's)."""
     from .streaming import DEFAULT_BLOCK, ArchiveSampler
 
     covs = [covariates] if isinstance(covariates, xr.DataArray) else list(covariates or [])
@@ -754,17 +756,4 @@ def _train_streamed(filler: Filler, da: xr.DataArray, start: str, init: Any, *, 
     sampler = ArchiveSampler(da, mask=mask, transform=transform, dims=dims, covariates=covs,
                              block=tuple(block or DEFAULT_BLOCK), seed=fit_kwargs["seed"])
     filler.fit([], stream=sampler, **fit_kwargs)
-    filler.meta.setdefault("training", {})["init"] = start
-    init_source = init if isinstance(init, (str, Path)) else getattr(init, "source", None)
-    if init_source:
-        filler.meta["init_source"] = str(init_source)
-    nt, ny, nx = sampler.shape
-    filler.meta.update({
-        "trained_on": "user", "variable": str(da.name), "units": da.attrs.get("units", ""),
-        "transform": sampler.transform.name,
-        "normalisation": {"mean": sampler.mean.tolist(), "std": sampler.std.tolist()},
-        "training_data": {"shape": [1, nt, ny, nx], "grid": [int(ny), int(nx)],
-                          "observed_fraction": None, "dims": list(da.dims),
-                          "streamed": True},
-    })
-    return filler
+    return sampler

@@ -148,8 +148,6 @@ class ArchiveSampler:
         nt, ny, nx = x.shape
         self.shape = (nt, ny, nx)
         self.block_shape = (min(block[0], nt), min(block[1], ny), min(block[2], nx))
-        self.observed_fraction = None
-        self.source = da
         bt = self.block_shape[0]
         # the last block of the record is kept for validation when the record holds two
         self.val_start = nt - bt if nt >= 2 * bt else None
