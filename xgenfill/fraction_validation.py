@@ -30,6 +30,13 @@ def _crps_gaussian(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> float:
                                   - 1 / np.sqrt(np.pi))))
 
 
+def _label(spec: Any) -> str:
+    """The ``model`` coordinate of a spec: its name; a mapping's distinct names."""
+    if isinstance(spec, Mapping):
+        return ", ".join(sorted({_label(m) for m in spec.values()}))
+    return spec if isinstance(spec, str) else str(getattr(spec, "name", type(spec).__name__))
+
+
 def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
                        models: Sequence[Any] | Any = ("anomaly",), *,
                        covariates: "Sequence[str | xr.DataArray] | None" = None,
@@ -161,12 +168,10 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
                                    "trained mapping from xgenfill.train_fractions")
             model = train_fractions(left, variables, model=spec, covariates=covariates,
                                     mask=mask, dims=dims, seed=seed, **dict(fit))
-        stochastic = all(getattr(m, "stochastic", False) for m in
-                         (model.values() if isinstance(model, Mapping) else [model])
-                         if not isinstance(m, str))
-        if isinstance(model, str):
-            stochastic = False
-        k = n_samples if stochastic else 1
+        # an ensemble where every fraction's model is a generative model object (names
+        # and paths: classical fills, one member)
+        parts = model.values() if isinstance(model, Mapping) else [model]
+        k = n_samples if all(getattr(m, "stochastic", False) for m in parts) else 1
         out = inpaint_fractions(left, variables, model=model, covariates=covariates,
                                 n_samples=k, seed=seed, mask=mask, dims=dims)
         pred = np.stack([out[v].transpose(*order).values.astype(np.float64)
@@ -195,11 +200,7 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
             "max_sum_deviation": float(np.abs(p.sum(0) - 1).max()) if ok.any() else np.nan,
             "share_filled": float(ok.mean()), "crps": float(crps),
             "seconds": time.perf_counter() - t0})
-        names.append(spec if isinstance(spec, str) else
-                     getattr(spec, "name", None) or
-                     ("trained: " + ", ".join(sorted({getattr(m, "name", str(m))
-                                                      for m in spec.values()}))
-                      if isinstance(spec, Mapping) else type(spec).__name__))
+        names.append(_label(spec))
     per_var = {key: (("model", "variable"), np.array([r[key] for r in rows], float))
                for key in ("n", "rmse", "mae", "bias")}
     per_model = {key: ("model", np.array([r[key] for r in rows], float))
