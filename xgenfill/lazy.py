@@ -30,7 +30,7 @@ from .post import (FILLED, MEMBER, NOT_FILLED, dataset_form, history_line, membe
 from .prepare import check_structure, descending_axes, time_axis_info
 from .transforms import choose_transform
 
-__all__ = ["is_lazy", "inpaint_lazy", "time_depth"]
+__all__ = ["is_lazy", "inpaint_lazy", "time_depth", "canonical_dask"]
 
 _CACHE: dict[tuple, Filler] = {}
 _LOCK = threading.Lock()
@@ -214,6 +214,22 @@ def _fill_block(values, ocean, mean, std, lowest, highest, *covs, model, spec, n
     return out.reshape((k + 1,) + extra_shape + (n_core,) + core_shape)
 
 
+def canonical_dask(da: xr.DataArray, axes, flips: tuple[bool, bool], chunks: Any = "auto"):
+    """``da``'s values as a dask array in the canonical (extra..., T, Y, X) layout, rows and
+    columns ascending (``flips``: which axes descend, from ``descending_axes``); an in-memory
+    ``da`` is wrapped with ``chunks``."""
+    import dask.array as dsa
+
+    x = da.transpose(*axes.canonical).data
+    if not hasattr(x, "dask"):
+        x = dsa.from_array(np.asarray(x), chunks=chunks)
+    if flips[0]:
+        x = x[..., ::-1, :]
+    if flips[1]:
+        x = x[..., ::-1]
+    return x
+
+
 def _normalise_block(block: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return (block - mean) / std
 
@@ -233,13 +249,7 @@ def _lazy_covariates(covariates, da: xr.DataArray, axes, x, flip_y: bool, flip_x
     for c in covariates or []:
         c = decode_input(c)
         require_same_grid(c, da, f"covariate {c.name!r}")
-        c = c.transpose(*axes.canonical)
-        arr = c.data if hasattr(c.data, "dask") else dsa.from_array(np.asarray(c.data))
-        if flip_y:
-            arr = arr[..., ::-1, :]
-        if flip_x:
-            arr = arr[..., ::-1]
-        arr = arr.rechunk(x.chunks).astype(np.float64)
+        arr = canonical_dask(c, axes, (flip_y, flip_x)).rechunk(x.chunks).astype(np.float64)
         tf = choose_transform(c, np.empty(0), "auto")
         kw = dict(transform=tf.name, var_name=str(c.name), units=str(c.attrs.get("units", "")),
                   dtype=np.float64)
@@ -272,14 +282,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     nt = da.sizes[axes.time]
     extra = axes.extra
     ne = len(extra)
-    x = da.transpose(*axes.canonical).data
-    if not hasattr(x, "dask"):
-        x = dsa.from_array(x)
     flip_y, flip_x = descending_axes(da, axes)
-    if flip_y:
-        x = x[..., ::-1, :]
-    if flip_x:
-        x = x[..., ::-1]
+    x = canonical_dask(da, axes, (flip_y, flip_x))
     from .axes import is_periodic_longitude
 
     periodic_x = is_periodic_longitude(da, axes)

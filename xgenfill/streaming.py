@@ -81,7 +81,7 @@ class ArchiveSampler:
         import dask
         import dask.array as dsa
 
-        from .lazy import _forward_block
+        from .lazy import _forward_block, canonical_dask
         from .prepare import (_user_mask, check_structure, decode_input, descending_axes,
                               require_same_grid, time_axis_info)
         from .transforms import choose_transform
@@ -97,14 +97,7 @@ class ArchiveSampler:
         flips = descending_axes(da, axes)
 
         def canonical(arr: xr.DataArray, name: str, tf_name: str, units: str):
-            x = arr.transpose(*axes.canonical).data
-            if not hasattr(x, "dask"):
-                x = dsa.from_array(np.asarray(x), chunks=(block[0], -1, -1))
-            x = x.astype(np.float32)
-            if flips[0]:
-                x = x[:, ::-1, :]
-            if flips[1]:
-                x = x[:, :, ::-1]
+            x = canonical_dask(arr, axes, flips, chunks=(block[0], -1, -1)).astype(np.float32)
             return x.map_blocks(_forward_block, transform=tf_name, var_name=name, units=units,
                                 dtype=np.float32)
 
