@@ -36,8 +36,6 @@ Writes a Markdown and a JSON table to ``--out``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import platform
 import sys
 import time
@@ -50,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import xgenfill  # noqa: E402
+from record import stamp, write_record  # noqa: E402  (same folder)
 from run_benchmarks import case_a, case_b, case_c  # noqa: E402  (same folder)
 from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 from xgenfill.models.io import load_model  # noqa: E402
@@ -201,19 +200,16 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
+    when = stamp()
     rows = []
     for name in args.datasets:
         rows += run(name, args.folds, args.n_samples, args.holdout_fraction)
-    meta = {"date": stamp, "machine": platform.platform(), "torch": torch.__version__,
+    meta = {"date": when, "machine": platform.platform(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "n_samples": args.n_samples,
             "datasets": args.datasets, "holdout_fraction": args.holdout_fraction}
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"loo-{stamp}-{'-'.join(args.datasets) if len(args.datasets) < 3 else 'all'}"
-    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    text = f"# leave-one-dataset-out {stamp}\n\n```\n{json.dumps(meta)}\n```\n\n{table(rows)}\n"
-    base.with_suffix(".md").write_text(text)
-    print(text)
+    which = "-".join(args.datasets) if len(args.datasets) < 3 else "all"
+    print(write_record(args.out, f"loo-{when}-{which}", f"leave-one-dataset-out {when}", meta,
+                       rows, table(rows)))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ own statistics, and the network must learn the rest of the offset, not copy VIIR
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import platform
 import sys
 import time
@@ -36,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import xgenfill  # noqa: E402
+from record import stamp, write_record  # noqa: E402  (same folder)
 from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 from xgenfill.models.io import model_classes  # noqa: E402
 
@@ -94,16 +93,12 @@ def main() -> None:
         lines.append(f"| {r['model']} | {r['n']} | {r['rmse']:.4f} | {r['mae']:.4f} | "
                      f"{r['bias']:+.4f} | {r['crps']:.4f} | {r['rmse'] / best['rmse']:.3f} | "
                      f"{r['fit_s']:.0f} | {r['fill_s']:.1f} | {r['guard']} |")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
-    meta = {"date": stamp, "machine": platform.platform(), "torch": torch.__version__,
+    when = stamp()
+    meta = {"date": when, "machine": platform.platform(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "fit_steps": args.fit_steps,
             "best_classical": best["model"], "viirs_minus_modis_log10": offset}
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"multisensor-{stamp}"
-    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    text = f"# multi-sensor {stamp}\n\n```\n{json.dumps(meta)}\n```\n\n" + "\n".join(lines) + "\n"
-    base.with_suffix(".md").write_text(text)
-    print(text)
+    print(write_record(args.out, f"multisensor-{when}", f"multi-sensor {when}", meta, rows,
+                       "\n".join(lines)))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ values are kept bit for bit, seconds.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import platform
 import sys
@@ -55,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import xgenfill  # noqa: E402
+from record import stamp, write_record  # noqa: E402  (same folder)
 from xgenfill.fractions import close, from_log_ratios  # noqa: E402
 from xgenfill.metrics import crps_ensemble  # noqa: E402
 
@@ -314,17 +314,13 @@ def main() -> None:
             f"{r['rmse_micro']:.4f} | {r['clr_rmse']:.3f} | {r['mae']:.4f} | "
             f"{r.get('crps', float('nan')):.4f} | {r.get('member_sum_dev', r['sum_dev']):.1e} | "
             f"{r['observed_identical']} | {r.get('fit_s', 0):.0f} | {r['seconds']:.1f} |")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
-    meta = {"date": stamp, "machine": platform.platform(), "torch": torch.__version__,
+    when = stamp()
+    meta = {"date": when, "machine": platform.platform(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "fit_steps": args.fit_steps,
             "seed": args.seed, "psc_missing": case["missing"], "chl_missing": case["chl_missing"],
             "scored_pixels": int(case["score"].sum()), "best_baseline": best["model"]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"psc-{stamp}"
-    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    text = f"# size classes {stamp}\n\n```\n{json.dumps(meta)}\n```\n\n" + "\n".join(lines) + "\n"
-    base.with_suffix(".md").write_text(text)
-    print(text)
+    print(write_record(args.out, f"psc-{when}", f"size classes {when}", meta, rows,
+                       "\n".join(lines)))
 
 
 def _members(ds: xr.Dataset, models: dict, cov, n: int) -> np.ndarray:

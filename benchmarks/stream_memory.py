@@ -14,7 +14,6 @@ on the lazy archive (streamed blocks of 64 x 128 x 128), and for reference the e
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import platform
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import stamp, write_record  # noqa: E402  (same folder)
 
 CHILD = r"""
 import json, sys, time
@@ -89,14 +90,10 @@ def main() -> None:
     lines += [f"| {r['run']} | {r['steps']} | {r['peak_rss_mb']:.0f} | {r['seconds']:.0f} | "
               f"{r['val']} |" for r in rows]
     lines.append(f"\npeak RSS 10x / 1x (streamed): **{ratio:.2f}** (target <= 1.3)")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
-    meta = {"date": stamp, "machine": platform.platform(), "steps": args.steps}
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"stream-memory-{stamp}"
-    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    text = f"# streamed training memory {stamp}\n\n" + "\n".join(lines) + "\n"
-    base.with_suffix(".md").write_text(text)
-    print(text)
+    when = stamp()
+    meta = {"date": when, "machine": platform.platform(), "steps": args.steps}
+    print(write_record(args.out, f"stream-memory-{when}", f"streamed training memory {when}",
+                       meta, rows, "\n".join(lines)))
 
 
 if __name__ == "__main__":

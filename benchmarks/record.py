@@ -1,0 +1,23 @@
+"""Where a benchmark script writes its record: ``<stem>.json`` (meta and rows) and
+``<stem>.md`` (a title, the meta and the tables), in the results folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+
+def stamp() -> str:
+    """UTC minute of the run, the suffix of the record's files."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
+
+
+def write_record(out: Path, stem: str, title: str, meta: dict, rows: list, body: str) -> str:
+    """Write ``out/stem.json`` and ``out/stem.md``; returns the Markdown text."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / stem
+    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    text = f"# {title}\n\n```\n{json.dumps(meta)}\n```\n\n{body.rstrip()}\n"
+    base.with_suffix(".md").write_text(text)
+    return text
