@@ -233,7 +233,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-networks", action="store_true")
     p.add_argument("--networks", default="plain,chl,joint",
-                   help="comma-separated network rows: plain, chl, joint")
+                   help="comma-separated network rows: plain, chl, vae, joint, joint_vae")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     import torch
@@ -280,8 +280,11 @@ def main() -> None:
                "device": "cpu"}
         configs = {"plain": ("diffusion (train_fractions)", None, "diffusion"),
                    "chl": ("diffusion + chl covariate (train_fractions)", ["chl"], "diffusion"),
+                   "vae": ("VAE + chl covariate (train_fractions)", ["chl"], "vae"),
                    "joint": ("joint diffusion + chl covariate (train_fractions)", ["chl"],
-                             "joint")}
+                             "joint"),
+                   "joint_vae": ("joint VAE + chl covariate (train_fractions)", ["chl"],
+                                 "joint_vae")}
         for key in args.networks.split(","):
             label, cov, kind = configs[key]
             t0 = time.perf_counter()
@@ -326,7 +329,7 @@ def main() -> None:
 def _members(ds: xr.Dataset, models: dict, cov, n: int) -> np.ndarray:
     """Closed ensemble members (K, 3, T, Y, X) with the same seeds as inpaint_fractions."""
     from xgenfill.fractions import _joint_fillers, _residuals
-    from xgenfill.models.joint import JointDiffusionFiller
+    from xgenfill.models.joint import JointModel
 
     first = models[NAMES[0]]
     covs = None if cov is None else [ds[c] for c in cov]
@@ -334,7 +337,7 @@ def _members(ds: xr.Dataset, models: dict, cov, n: int) -> np.ndarray:
     # inpaint_fractions does): the members are those plus the regression
     target, trend = _residuals(xgenfill.to_log_ratios(ds, NAMES), covs)
     trend = trend or {v: 0.0 for v in NAMES}
-    if isinstance(first, JointDiffusionFiller):  # members drawn jointly, then closed
+    if isinstance(first, JointModel):  # members drawn jointly, then closed
         pre = _joint_fillers(first, target, NAMES, covs, None, None, n, 0)
         mem = [xgenfill.inpaint(target[v], model=pre[v], n_samples=n, transform="identity")
                + trend[v] for v in NAMES]

@@ -373,6 +373,48 @@ def test_joint_model_fills_the_composition_together(with_chl, joint_model, tmp_p
     assert float((moved - base)[:, 1:].abs().max()) > 0  # field 0 informs fields 1 and 2
 
 
+def test_joint_vae_fills_the_composition_together(with_chl, tmp_path):
+    """The joint VAE: one latent for the whole composition, members that sum to 1, seeded,
+    saved and loaded; the decoder's K means read every field."""
+    import torch
+
+    from xgenfill.models.io import load_model
+    from xgenfill.models.joint import JointVAEFiller
+
+    models = xgenfill.train_fractions(with_chl, NAMES, model="joint_vae", covariates=["chl"],
+                                      max_steps=20, patch=24, progress=False, seed=0, **TINY)
+    m = models["pico"]
+    assert isinstance(m, JointVAEFiller) and all(models[n] is m for n in NAMES)
+    assert m.meta["training"]["steps"] == 20 and m.arch["residual"]
+    out = inpaint_fractions(with_chl, NAMES, model=models, covariates=["chl"], n_samples=3,
+                            seed=2)
+    filled = assert_contract(with_chl, out)
+    assert filled.sum() > 0 and (out.pico_uncertainty.values[filled] > 0).any()
+    point = inpaint_fractions(with_chl, NAMES, model=models, covariates=["chl"])
+    assert np.array_equal(np.isfinite(point.pico.values), np.isfinite(out.pico.values))
+    m.save(tmp_path / "jvae")
+    back = load_model(tmp_path / "jvae", precision="float32", device="cpu")
+    assert isinstance(back, JointVAEFiller)
+    loaded = inpaint_fractions(with_chl, NAMES, model={n: back for n in NAMES},
+                               covariates=["chl"], n_samples=3, seed=2)
+    np.testing.assert_allclose(loaded.pico.values, out.pico.values, rtol=1e-4)
+    # with estimate="members" the point is the members' mean: no second, point-only call
+    by_members = load_model(tmp_path / "jvae", precision="float32", device="cpu",
+                            estimate="members")
+    members = inpaint_fractions(with_chl, NAMES, model={n: by_members for n in NAMES},
+                                covariates=["chl"], n_samples=3, seed=2)
+    assert_contract(with_chl, members)
+    # field 0's visible values move the decoder's means of fields 1 and 2
+    k, c, lat = 3, m.n_context, int(m.options["latent"])
+    x = torch.zeros(1, 2 * k + c + lat, 16, 16)
+    with torch.no_grad():
+        base = m.net.decode(x)
+        x[:, 0], x[:, k] = 1.0, 1.0
+        moved = m.net.decode(x)
+    assert base.shape == (1, 2 * k, 16, 16)
+    assert float((moved - base)[:, 1:k].abs().max()) > 0
+
+
 def test_joint_model_refusals(with_chl, joint_model, fractions):
     m = joint_model["pico"]
     with pytest.raises(xgenfill.GenfillError, match="pass it for all"):

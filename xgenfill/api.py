@@ -130,7 +130,7 @@ def build_filler(model: "str | Path | Filler", transform_name: str,
         return get_filler(model, variable=_generic_family(model, transform_name, family, label),
                           **model_kwargs)
     filler = get_filler(model, **model_kwargs)
-    if getattr(filler, "kind", None) == "joint_diffusion":
+    if str(getattr(filler, "kind", "")).startswith("joint_"):
         raise GenfillError(f"model {filler.name!r} fills the fractions of a composition "
                            "together: use xgenfill.inpaint_fractions(ds, names, model=...)")
     check_trained_for(filler, transform_name, family, label)
@@ -683,9 +683,10 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
     from .models.neural import NeuralFiller
 
     classes = model_classes()
-    if model == "joint_diffusion" or getattr(model, "kind", None) == "joint_diffusion":
+    if str(getattr(model, "kind", model)).startswith("joint"):
         raise GenfillError("a joint model fills several fields together; train it with "
-                           "xgenfill.train_fractions(ds, names, model='joint')")
+                           "xgenfill.train_fractions(ds, names, model='joint') (or "
+                           "'joint_vae')")
     start = "given model"
     if isinstance(init, str) and init == "auto":
         init, arch, start = _auto_init(model, da, transform, covariates, arch, device)

@@ -327,9 +327,9 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
                                "load the fractions (ds.load()) or fill without covariates")
     target, trend = _residuals(clr, cov, dims)
 
-    from .models.joint import JointDiffusionFiller
+    from .models.joint import JointModel
 
-    joints = {id(f) for f in fillers.values() if isinstance(f, JointDiffusionFiller)}
+    joints = {id(f) for f in fillers.values() if isinstance(f, JointModel)}
     if joints:
         if len(joints) > 1 or len({id(f) for f in fillers.values()}) > 1:
             raise GenfillError("a joint model fills every fraction: pass it for all of them "
@@ -458,8 +458,11 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         covariates.
     variables : list of str
         Names of the two or more fractions of one composition.
-    model : {"diffusion", "vae"}, default "diffusion"
-        Kind of network.
+    model : {"diffusion", "vae", "joint", "joint_vae"}, default "diffusion"
+        Kind of network: one per fraction (``"diffusion"``, ``"vae"``), or one network over
+        every fraction together, whose members are draws of the whole composition
+        (``"joint"``: diffusion, :class:`~xgenfill.models.joint.JointDiffusionFiller`;
+        ``"joint_vae"``: :class:`~xgenfill.models.joint.JointVAEFiller`).
     covariates : str, xarray.DataArray or list of them, optional
         Conditioning variables (names in ``ds`` or DataArrays on the same grid), each
         standardised in its own transform (log10 for chlorophyll); :func:`inpaint_fractions`
@@ -476,8 +479,9 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     Returns
     -------
     dict
-        ``{fraction: model}``, the ``model=`` of :func:`inpaint_fractions`; each model
-        records the composition and the covariates it was trained with (``meta``).
+        ``{fraction: model}``, the ``model=`` of :func:`inpaint_fractions` (a joint model
+        is the same object under every fraction); each model records the composition and
+        the covariates it was trained with (``meta``).
 
     Raises
     ------
@@ -516,7 +520,7 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
             else [str(c.name) for c in cov],
             "target": "log-ratio" if cov is None else "log-ratio minus covariate_trend"}
     if model in JOINT:
-        joint = _train_joint(clr, variables, cov, mask, dims, train_kwargs)
+        joint = _train_joint(JOINT[model], clr, variables, cov, mask, dims, train_kwargs)
         joint.meta["fractions"] = {**info, "component": "all (joint)"}
         return {v: joint for v in variables}
     models = {}
@@ -528,7 +532,9 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     return models
 
 
-JOINT = ("joint", "joint_diffusion")
+# model= names of train_fractions that train one network over every fraction, and its kind
+JOINT = {"joint": "joint_diffusion", "joint_diffusion": "joint_diffusion",
+         "joint_vae": "joint_vae"}
 _FIT_KEYS = ("max_steps", "max_time", "seed", "progress", "batch_size", "patch", "lr",
              "val_fraction", "augment", "val_split")
 
@@ -551,11 +557,11 @@ def _joint_cubes(target: xr.Dataset, variables: list[str], cov, mask, dims
     return preps, groups
 
 
-def _train_joint(target: xr.Dataset, variables: list[str], cov, mask, dims,
+def _train_joint(kind: str, target: xr.Dataset, variables: list[str], cov, mask, dims,
                  train_kwargs: dict[str, Any]):
-    """One network over the K log-ratio fields (models.joint), from scratch, residual on
-    each field's anomaly fill unless asked otherwise."""
-    from .models.joint import JointDiffusionFiller
+    """One network of ``kind`` over the K log-ratio fields (models.joint), from scratch,
+    residual on each field's anomaly fill unless asked otherwise."""
+    from .models.io import model_classes
 
     kw = dict(train_kwargs)
     kw.pop("init", None)
@@ -564,8 +570,8 @@ def _train_joint(target: xr.Dataset, variables: list[str], cov, mask, dims,
     fit.setdefault("progress", False)
     device = kw.pop("device", "auto")
     kw.setdefault("residual", True)
-    joint = JointDiffusionFiller(n_fields=len(variables), device=device,
-                                 n_covariates=0 if cov is None else len(cov), **kw)
+    joint = model_classes()[kind](n_fields=len(variables), device=device,
+                                  n_covariates=0 if cov is None else len(cov), **kw)
     preps, groups = _joint_cubes(target, variables, cov, mask, dims)
     joint.fit(groups, **fit)
     joint.meta["training"]["init"] = "scratch (joint, residual on the anomaly fill)" \
@@ -589,10 +595,11 @@ class _Precomputed(Filler):
 
     @property
     def has_point_estimate(self) -> bool:
-        return True
+        return self._point
 
     def __init__(self, joint, values: list[np.ndarray], fills: list) -> None:
         self.name, self.weights_hash = joint.name, joint.weights_hash
+        self._point = bool(joint.has_point_estimate)
         self.meta = {"trained_on": "user", "transform": "identity"}
         self._values, self._fills = values, fills
 

@@ -15,11 +15,11 @@ __all__ = ["load_model", "model_classes", "config_path"]
 
 def model_classes() -> dict[str, type]:
     from .diffusion import DiffusionFiller
-    from .joint import JointDiffusionFiller
+    from .joint import JointDiffusionFiller, JointVAEFiller
     from .vae import VAEFiller
 
     return {"diffusion": DiffusionFiller, "vae": VAEFiller,
-            "joint_diffusion": JointDiffusionFiller}
+            "joint_diffusion": JointDiffusionFiller, "joint_vae": JointVAEFiller}
 
 
 def config_path(path: Path) -> tuple[Path, Path]:

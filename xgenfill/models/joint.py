@@ -21,8 +21,9 @@ import numpy as np
 from ..errors import GenfillError
 from .base import Cube, Fill
 from .diffusion import SIGMA_MAX, DiffusionFiller, dpm_solver_2m
+from .vae import VAEFiller
 
-__all__ = ["JointDiffusionFiller", "JointSource"]
+__all__ = ["JointModel", "JointDiffusionFiller", "JointVAEFiller", "JointSource"]
 
 
 class JointSource:
@@ -81,16 +82,13 @@ class JointSource:
                                             n_batches)]
 
 
-class JointDiffusionFiller(DiffusionFiller):
-    """``JointDiffusionFiller(n_fields=K, ...)``: the conditional diffusion model of
-    :class:`~xgenfill.models.diffusion.DiffusionFiller` over K fields at once (options as
-    there, plus ``n_fields``). Fill with :meth:`fill_joint` (``inpaint_fractions`` does)."""
+class JointModel:
+    """What the joint models share (mixed in before their single-field class): K fields of
+    one composition read and filled together, trained on shared crops and clouds, their
+    context blocks one after the other (the covariates once, in the first)."""
 
-    kind = "joint_diffusion"
-
-    @classmethod
-    def default_options(cls) -> dict[str, Any]:
-        return DiffusionFiller.default_options() | {"n_fields": 3}
+    #: input channels per field before the context (values, masks...)
+    own_channels = 1
 
     @property
     def n_fields(self) -> int:
@@ -111,15 +109,13 @@ class JointDiffusionFiller(DiffusionFiller):
 
     @property
     def first_context_channel(self) -> int:
-        return 3 * self.n_fields
+        return self.own_channels * self.n_fields
 
-    def build_net(self):
-        from .nets import UNet
-
+    def _check_fields(self) -> int:
         k = int(self.options["n_fields"])
         if k < 2:
             raise GenfillError(f"n_fields must be >= 2, got {k}")
-        return UNet(3 * k + self.n_context, k, tuple(self.arch["widths"]))
+        return k
 
     def with_guides(self):
         raise GenfillError("a joint model cannot gain guide channels; build it with "
@@ -128,18 +124,107 @@ class JointDiffusionFiller(DiffusionFiller):
     def training_source(self, cube, device, rng, val_fraction, val_split, cloud_library):
         return JointSource(cube, self, device, rng, val_fraction, val_split, cloud_library)
 
-    # -- the denoiser over K fields -----------------------------------------------------------
+    def _guess_channels(self) -> list[int]:
+        """Context channels of each field's first guess (the last of its block; the first
+        block also holds the covariates); none without ``residual``."""
+        if not self.arch.get("residual"):
+            return []
+        first = self._block + 2 * self.arch["n_covariates"]
+        return [first + k * self._block - 1 for k in range(self.n_fields)]
+
     def _guess(self, ctx):
-        """The first guess of each field (the last channel of its context block), (B, K,
-        h, w); zeros without ``residual``."""
+        """The first guess of each field, (B, K, h, w); zeros without ``residual``."""
         import torch
 
         b, _, h, w = ctx.shape
         if not self.arch.get("residual"):
             return torch.zeros((b, self.n_fields, h, w), dtype=ctx.dtype, device=ctx.device)
-        first = self._block + 2 * self.arch["n_covariates"]
-        ends = [first + k * self._block - 1 for k in range(self.n_fields)]
-        return ctx[:, ends]
+        return ctx[:, self._guess_channels()]
+
+    def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
+        raise GenfillError("a joint model fills several fields together: use "
+                           "xgenfill.inpaint_fractions (or fill_joint)")
+
+    def fill_joint(self, cubes: list[Cube], n_samples: int = 1, seed: int | None = 0
+                   ) -> list[Fill]:
+        """Fill K cubes of one composition together: one :class:`Fill` per field, members
+        (n_samples, T, Y, X) drawn jointly, and the point estimate (``mean``; None when the
+        model has none, ``estimate="members"``)."""
+        import torch
+
+        from .context import FieldTensors
+
+        self.check_options()
+        if len(cubes) != self.n_fields:
+            raise GenfillError(f"model {self.name!r} fills {self.n_fields} fields together, "
+                               f"got {len(cubes)}")
+        dev = self._device()
+        self.net.eval()
+        seed = 0 if seed is None else int(seed)
+        fields = [FieldTensors(c.values, c.ocean, c.doy, c.covariates if k == 0 else None,
+                               device=dev) for k, c in enumerate(cubes)]
+        gaps = np.stack([c.gaps for c in cubes])  # (K, T, Y, X)
+        todo = np.flatnonzero(gaps.any((0, 2, 3)))
+        shape = cubes[0].values.shape
+        k = self.n_fields
+        point = self.has_point_estimate
+        mean = np.full((k,) + shape, np.nan, np.float32)
+        out = np.full((n_samples, k) + shape, np.nan, np.float32)
+        apply = self.apply_fn()
+        ny, nx = shape[-2:]
+        c0 = cubes[0]
+        yx_abs = [torch.as_tensor(np.arange(n) if idx is None else np.asarray(idx), device=dev)
+                  for idx, n in ((c0.y_index, ny), (c0.x_index, nx))]
+        point_only = n_samples == 1 and point
+        for i in range(0, len(todo), self.time_batch):
+            ts = todo[i:i + self.time_batch]
+            ts_t = torch.as_tensor(ts, device=dev)
+            ctx = torch.cat([self.context(f, ts_t, periodic_x=c0.periodic_x) for f in fields],
+                            1)
+            draw = {"t_abs": ts_t + int(c0.t_offset), "periodic_x": c0.periodic_x,
+                    "y_abs": yx_abs[0], "x_abs": yx_abs[1]}
+            if point:
+                mean[:, ts] = self._point(fields, ts_t, ctx, apply, draw).cpu().numpy() \
+                    .transpose(1, 0, 2, 3)
+            if not point_only:
+                res = self._sample(fields, ts_t, ctx, n_samples, seed, apply, draw)
+                out[:, :, ts] = res.cpu().numpy().transpose(0, 2, 1, 3, 4)
+        if point_only:
+            out[0] = mean
+        fills = []
+        for j in range(k):
+            fills.append(Fill(samples=np.where(gaps[j][None], out[:, j], np.nan),
+                              mean=(np.where(gaps[j], mean[j], np.nan)
+                                    if point and not point_only else None),
+                              info={"nfe": 1 if point_only else self.nfe(), "joint": k}))
+        return fills
+
+    def _state(self, fields, ts):
+        import torch
+
+        visible = torch.stack([f.obs[ts] for f in fields], 1)  # (B, K, Y, X)
+        gap = fields[0].ocean[None, None] & ~visible
+        y_obs = torch.stack([f.vals[ts] for f in fields], 1)
+        return visible, gap, y_obs
+
+
+class JointDiffusionFiller(JointModel, DiffusionFiller):
+    """``JointDiffusionFiller(n_fields=K, ...)``: the conditional diffusion model of
+    :class:`~xgenfill.models.diffusion.DiffusionFiller` over K fields at once (options as
+    there, plus ``n_fields``). Fill with :meth:`fill_joint` (``inpaint_fractions`` does)."""
+
+    kind = "joint_diffusion"
+    own_channels = 3  # noisy values, noise level, visible mask
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        return DiffusionFiller.default_options() | {"n_fields": 3}
+
+    def build_net(self):
+        from .nets import UNet
+
+        k = self._check_fields()
+        return UNet(3 * k + self.n_context, k, tuple(self.arch["widths"]))
 
     @classmethod
     def _inputs(cls, x, sigma_map, visible, ctx):
@@ -189,68 +274,6 @@ class JointDiffusionFiller(DiffusionFiller):
         return self._precondition(x, smap, self.net(inp, cond)) + guess
 
     # -- inference ----------------------------------------------------------------------------
-    def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
-        raise GenfillError("a joint model fills several fields together: use "
-                           "xgenfill.inpaint_fractions (or fill_joint)")
-
-    def fill_joint(self, cubes: list[Cube], n_samples: int = 1, seed: int | None = 0
-                   ) -> list[Fill]:
-        """Fill K cubes of one composition together: one :class:`Fill` per field, members
-        (n_samples, T, Y, X) drawn jointly, and the conditional mean."""
-        import torch
-
-        from .context import FieldTensors
-
-        self.check_options()
-        if len(cubes) != self.n_fields:
-            raise GenfillError(f"model {self.name!r} fills {self.n_fields} fields together, "
-                               f"got {len(cubes)}")
-        dev = self._device()
-        self.net.eval()
-        seed = 0 if seed is None else int(seed)
-        fields = [FieldTensors(c.values, c.ocean, c.doy, c.covariates if k == 0 else None,
-                               device=dev) for k, c in enumerate(cubes)]
-        gaps = np.stack([c.gaps for c in cubes])  # (K, T, Y, X)
-        todo = np.flatnonzero(gaps.any((0, 2, 3)))
-        shape = cubes[0].values.shape
-        k = self.n_fields
-        mean = np.full((k,) + shape, np.nan, np.float32)
-        out = np.full((n_samples, k) + shape, np.nan, np.float32)
-        apply = self.apply_fn()
-        ny, nx = shape[-2:]
-        c0 = cubes[0]
-        yx_abs = [torch.as_tensor(np.arange(n) if idx is None else np.asarray(idx), device=dev)
-                  for idx, n in ((c0.y_index, ny), (c0.x_index, nx))]
-        point_only = n_samples == 1 and self.has_point_estimate
-        for i in range(0, len(todo), self.time_batch):
-            ts = todo[i:i + self.time_batch]
-            ts_t = torch.as_tensor(ts, device=dev)
-            ctx = torch.cat([self.context(f, ts_t, periodic_x=c0.periodic_x) for f in fields],
-                            1)
-            draw = {"t_abs": ts_t + int(c0.t_offset), "periodic_x": c0.periodic_x,
-                    "y_abs": yx_abs[0], "x_abs": yx_abs[1]}
-            mean[:, ts] = self._point(fields, ts_t, ctx, apply, draw).cpu().numpy() \
-                .transpose(1, 0, 2, 3)
-            if not point_only:
-                res = self._sample(fields, ts_t, ctx, n_samples, seed, apply, draw)
-                out[:, :, ts] = res.cpu().numpy().transpose(0, 2, 1, 3, 4)
-        if point_only:
-            out[0] = mean
-        fills = []
-        for j in range(k):
-            fills.append(Fill(samples=np.where(gaps[j][None], out[:, j], np.nan),
-                              mean=None if point_only else np.where(gaps[j], mean[j], np.nan),
-                              info={"nfe": 1 if point_only else self.nfe(), "joint": k}))
-        return fills
-
-    def _state(self, fields, ts):
-        import torch
-
-        visible = torch.stack([f.obs[ts] for f in fields], 1)  # (B, K, Y, X)
-        gap = fields[0].ocean[None, None] & ~visible
-        y_obs = torch.stack([f.vals[ts] for f in fields], 1)
-        return visible, gap, y_obs
-
     def _point(self, fields, ts, ctx, apply, draw):
         import torch
 
@@ -305,3 +328,50 @@ class JointDiffusionFiller(DiffusionFiller):
         super().check_options()
         if self.options["sampler"] != "dpm++":
             raise GenfillError("the joint model samples with sampler='dpm++' only")
+
+
+class JointVAEFiller(JointModel, VAEFiller):
+    """``JointVAEFiller(n_fields=K, ...)``: the missing-data VAE of
+    :class:`~xgenfill.models.vae.VAEFiller` over K fields at once (options as there, plus
+    ``n_fields``): one posterior and one prior latent for the whole composition, a decoder
+    with K means and K log-variances. Fill with :meth:`fill_joint` (``inpaint_fractions``
+    does)."""
+
+    kind = "joint_vae"
+    own_channels = 2  # visible values, visible mask
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        return VAEFiller.default_options() | {"n_fields": 3}
+
+    def build_net(self):
+        from .vae import _build
+
+        k = self._check_fields()
+        guess = tuple(2 * k + c for c in self._guess_channels())
+        return _build(self.n_context, tuple(self.arch["widths"]), int(self.options["latent"]),
+                      guess=guess, n_fields=k)
+
+    def _visible(self, fields, ts):
+        import torch
+
+        visible, gap, y_obs = self._state(fields, ts)
+        return torch.where(visible, y_obs, torch.zeros_like(y_obs)), visible, gap, y_obs
+
+    def _point(self, fields, ts, ctx, apply, draw):
+        import torch
+
+        y_vis, visible, gap, y_obs = self._visible(fields, ts)
+        mu_p, _ = self._prior_stats(y_vis, visible, ctx, draw)
+        return torch.where(gap, self._decoded_mean(y_vis, visible, ctx, mu_p, apply, draw),
+                           y_obs)
+
+    def _sample(self, fields, ts, ctx, n_samples: int, seed: int, apply, draw):
+        """Members (n, B, K, Y, X): one latent draw per member for the whole composition."""
+        import torch
+
+        y_vis, visible, gap, y_obs = self._visible(fields, ts)
+        mu_p, logvar_p = self._prior_stats(y_vis, visible, ctx, draw)
+        members = self._members(y_vis, visible, mu_p, logvar_p, ctx, n_samples, seed, apply,
+                                draw)
+        return torch.where(gap[None], members, y_obs[None])

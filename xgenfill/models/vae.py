@@ -21,20 +21,24 @@ __all__ = ["VAEFiller"]
 LATENT_FACTOR = 4
 
 
-def _build(c_ctx: int, widths: tuple[int, ...], z: int, residual: bool = False):
-    """Posterior encoder, conditional-prior encoder and decoder (torch imported lazily).
-    ``residual``: the decoder's mean is added to the last context channel (the first guess)."""
+def _build(c_ctx: int, widths: tuple[int, ...], z: int, guess: tuple[int, ...] = (),
+           n_fields: int = 1):
+    """Posterior encoder, conditional-prior encoder and decoder (torch imported lazily) of
+    ``n_fields`` fields read and filled together. ``guess``: decoder input channels (the
+    fields' first guesses, with ``residual``) added to the decoder's means."""
     import torch
     from torch import nn
 
     from .nets import UNet
+
+    k = int(n_fields)
 
     class Encoder(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             w = widths[0] * 2
             self.body = nn.Sequential(
-                nn.Conv2d(2 + c_ctx, w, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
+                nn.Conv2d(2 * k + c_ctx, w, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
                 nn.Conv2d(w, 2 * w, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
                 nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.SiLU(),
                 nn.Conv2d(2 * w, 2 * z, 3, padding=1))
@@ -47,18 +51,23 @@ def _build(c_ctx: int, widths: tuple[int, ...], z: int, residual: bool = False):
             super().__init__()
             self.encoder = Encoder()  # posterior: all observed pixels
             self.prior = Encoder()  # conditional prior: visible pixels only
-            self.decoder = UNet(2 + c_ctx + z, 2, widths, emb_dim=0)
+            self.decoder = UNet(2 * k + c_ctx + z, 2 * k, widths, emb_dim=0)
 
         def decode(self, x):
             out = self.decoder(x)
-            if residual:  # input: [values, mask, context (first guess last), latent]
-                out = torch.cat([out[:, :1] + x[:, 1 + c_ctx:2 + c_ctx], out[:, 1:]], 1)
+            if guess:  # input: [values, masks, context (with the first guesses), latent]
+                out = torch.cat([out[:, :k] + x[:, list(guess)], out[:, k:]], 1)
             return out
 
         def forward(self, x, cond=None):  # decoder call used by tiled inference
             return self.decode(x)
 
     return VAE()
+
+
+def _chan(a):
+    """A single field (B, Y, X) as one channel; K fields (B, K, Y, X) as they are."""
+    return a[:, None] if a.ndim == 3 else a
 
 
 class VAEFiller(NeuralFiller):
@@ -82,8 +91,10 @@ class VAEFiller(NeuralFiller):
     first_context_channel = 2
 
     def build_net(self):
+        # with residual, the first guess is the last context channel
+        guess = (1 + self.n_context,) if self.arch.get("residual", False) else ()
         return _build(self.n_context, tuple(self.arch["widths"]), int(self.options["latent"]),
-                      residual=self.arch.get("residual", False))
+                      guess=guess)
 
     @property
     def receptive_radius(self) -> int:
@@ -93,14 +104,22 @@ class VAEFiller(NeuralFiller):
     def _decoder_input(y_vis, visible, ctx, z_up):
         import torch
 
-        return torch.cat([y_vis[:, None], visible[:, None].float(), ctx, z_up], 1)
+        return torch.cat([_chan(y_vis), _chan(visible).float(), ctx, z_up], 1)
+
+    @staticmethod
+    def _split(out, like):
+        """The decoder's means and log-variances, shaped like the values ``like``."""
+        k = out.shape[1] // 2
+        mean, log_s2 = out[:, :k], out[:, k:]
+        return (mean[:, 0], log_s2[:, 0]) if like.ndim == 3 else (mean, log_s2)
 
     def _decode(self, y_vis, visible, ctx, z):
         import torch.nn.functional as F
 
         z_up = F.interpolate(z, scale_factor=LATENT_FACTOR, mode="nearest")
         out = self.net.decode(self._decoder_input(y_vis, visible, ctx, z_up))
-        return out[:, 0], out[:, 1].clamp(-10.0, 5.0)
+        mean, log_s2 = self._split(out, y_vis)
+        return mean, log_s2.clamp(-10.0, 5.0)
 
     def loss(self, batch: dict):
         import torch
@@ -137,7 +156,7 @@ class VAEFiller(NeuralFiller):
     def _stats(net, y, mask, ctx):
         import torch
 
-        stats = net(torch.cat([y[:, None], mask[:, None].float(), ctx], 1))
+        stats = net(torch.cat([_chan(y), _chan(mask).float(), ctx], 1))
         mu, logvar = stats.chunk(2, dim=1)
         return mu, logvar.clamp(-10.0, 10.0)
 
@@ -158,12 +177,15 @@ class VAEFiller(NeuralFiller):
     def _prior(self, field, ts, ctx, draw: dict):
         """Visible values and mask of the steps ``ts`` and the conditional prior's mean and
         log-variance, upsampled to the pixel grid (constant over 4x4 blocks)."""
+        visible = field.obs[ts]
+        y_vis = field.vals[ts] * visible
+        return (y_vis, visible) + self._prior_stats(y_vis, visible, ctx, draw)
+
+    def _prior_stats(self, y_vis, visible, ctx, draw: dict):
         import torch
         import torch.nn.functional as F
 
-        visible = field.obs[ts]
-        y_vis = field.vals[ts] * visible
-        prior_in = torch.cat([y_vis[:, None], visible[:, None].float(), ctx], 1)
+        prior_in = torch.cat([_chan(y_vis), _chan(visible).float(), ctx], 1)
         prior = self.net.prior
 
         def run_prior(w, cond=None):
@@ -173,22 +195,31 @@ class VAEFiller(NeuralFiller):
 
         stats = self.tiled(run_prior, prior_in, periodic_x=draw["periodic_x"])
         lat = int(self.options["latent"])
-        return y_vis, visible, stats[:, :lat], stats[:, lat:].clamp(-10.0, 10.0)
+        return stats[:, :lat], stats[:, lat:].clamp(-10.0, 10.0)
 
     def point_steps(self, field, ts, ctx, apply, draw: dict):
         """The decoder's mean at the prior's mean latent (no draw): the estimate that early
         stopping scores (:meth:`predict_mean`), deterministic."""
         y_vis, visible, mu_p, _ = self._prior(field, ts, ctx, draw)
-        inp = self._decoder_input(y_vis, visible, ctx, mu_p)
-        return self.tiled(apply, inp, periodic_x=draw["periodic_x"])[:, 0]
+        return self._decoded_mean(y_vis, visible, ctx, mu_p, apply, draw)
+
+    def _decoded_mean(self, y_vis, visible, ctx, z_up, apply, draw: dict):
+        inp = self._decoder_input(y_vis, visible, ctx, z_up)
+        return self._split(self.tiled(apply, inp, periodic_x=draw["periodic_x"]), y_vis)[0]
 
     def sample_steps(self, field, ts, ctx, n_samples: int, seed: int, apply, draw: dict):
+        y_vis, visible, mu_p, logvar_p = self._prior(field, ts, ctx, draw)
+        return self._members(y_vis, visible, mu_p, logvar_p, ctx, n_samples, seed, apply, draw)
+
+    def _members(self, y_vis, visible, mu_p, logvar_p, ctx, n_samples: int, seed: int, apply,
+                 draw: dict):
+        """Members (n, B, Y, X), or (n, B, K, Y, X) for K fields: prior draws decoded, plus
+        the decoder's pixel noise (field ``j``'s drawn with ``seed + 7919 j``)."""
         import torch
 
         from ..tiling import hash_normal
 
-        y_vis, visible, mu_p, logvar_p = self._prior(field, ts, ctx, draw)
-        b, ny, nx = y_vis.shape
+        b, ny, nx = y_vis.shape[0], y_vis.shape[-2], y_vis.shape[-1]
         lat = int(self.options["latent"])
         # the latent's 4x4 blocks on the absolute grid (rows/columns of this cube map onto them)
         yl, y_inv = torch.unique(draw["y_abs"] // LATENT_FACTOR, return_inverse=True)
@@ -205,12 +236,14 @@ class VAEFiller(NeuralFiller):
             z_up = mu_p + torch.exp(0.5 * logvar_p) * eps
             inp = self._decoder_input(y_vis, visible, ctx, z_up)
             out = self.tiled(apply, inp, periodic_x=draw["periodic_x"])
+            k = out.shape[1] // 2
             # pixel noise never wider than the data's own spread (guards against outliers)
-            mean, log_s2 = out[:, 0], out[:, 1].clamp(-10.0, 0.0)
+            mean, log_s2 = out[:, :k], out[:, k:].clamp(-10.0, 0.0)
             if self.options["sample_noise"] and n_samples > 1:
-                eps = hash_normal((b, ny, nx), seed=seed, member=m, step=2000,
-                                  t_index=draw["t_abs"], y_index=draw["y_abs"],
-                                  x_index=draw["x_abs"], device=dev)
+                eps = torch.stack([hash_normal((b, ny, nx), seed=seed + 7919 * j, member=m,
+                                               step=2000, t_index=draw["t_abs"],
+                                               y_index=draw["y_abs"], x_index=draw["x_abs"],
+                                               device=dev) for j in range(k)], 1)
                 mean = mean + torch.exp(0.5 * log_s2) * eps
-            members.append(mean)
+            members.append(mean[:, 0] if y_vis.ndim == 3 else mean)
         return torch.stack(members)
