@@ -321,7 +321,7 @@ def test_validate_fractions_scores_hidden_compositions(fractions, with_chl):
     # chl carries the composition here: the covariate must show in the scores
     assert float(res.rmse_mean.sel(model="anomaly")) < 0.5 * float(plain.rmse_mean[0])
     # the accessor is the same function; a generative model is trained without the holdout
-    acc = with_chl.genfill.validate_fractions(NAMES, models=["vae"], n_samples=3,
+    acc = with_chl.genfill.validate_fractions(NAMES, models=["vae", "joint_vae"], n_samples=3,
                                               fit=dict(max_steps=3, patch=16, **TINY))
     assert np.isfinite(acc.crps).all() and int(acc.n[0, 0]) == int(plain.n[0, 0])
     with pytest.raises(xgenfill.GenfillError, match="pass fit="):

@@ -61,8 +61,8 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
     models : str, model mapping, or a sequence of them, default ("anomaly",)
         What :func:`xgenfill.inpaint_fractions` accepts as ``model=``: a classical model name,
         a ``{fraction: model}`` mapping (e.g. from :func:`xgenfill.train_fractions`), or
-        ``"diffusion"`` / ``"vae"`` with ``fit=`` (trained here on the data left after
-        hiding, with :func:`xgenfill.train_fractions`).
+        ``"diffusion"`` / ``"vae"`` / ``"joint"`` / ``"joint_vae"`` with ``fit=`` (trained
+        here on the data left after hiding, with :func:`xgenfill.train_fractions`).
     covariates : list of str or xarray.DataArray, optional
         Covariates for every model (see :func:`xgenfill.inpaint_fractions`); they keep all
         their values (only the fractions are hidden).
@@ -77,7 +77,7 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
     dims : dict, optional
         Explicit axis names, as in :func:`xgenfill.inpaint_fractions`.
     fit : dict, optional
-        Options of :func:`xgenfill.train_fractions` for ``"diffusion"`` / ``"vae"``
+        Options of :func:`xgenfill.train_fractions` for the models named by kind
         entries of ``models`` (``max_steps``, ``patch``...).
 
     Returns
@@ -118,7 +118,7 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
     import time
 
     from .axes import find_axes
-    from .fractions import inpaint_fractions, train_fractions
+    from .fractions import JOINT, inpaint_fractions, train_fractions
     from .masks import transplant_clouds
     from .prepare import user_mask_array
 
@@ -161,7 +161,7 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
     for spec in models:
         t0 = time.perf_counter()
         model = spec
-        if isinstance(spec, str) and spec in ("diffusion", "vae"):
+        if isinstance(spec, str) and spec in ("diffusion", "vae", *JOINT):
             if fit is None:
                 raise GenfillError(f"model {spec!r} has no pretrained weights for fractions: "
                                    "pass fit={'max_steps': ...} to train it here, or a "
