@@ -287,8 +287,32 @@ def test_covariates_are_checked(with_chl, chl_models):
         inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["nano"])
     with pytest.raises(xgenfill.GenfillError, match="not in the dataset"):
         inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["sst"])
-    with pytest.raises(xgenfill.GenfillError, match="lazy|dask"):
-        inpaint_fractions(with_chl.chunk({"time": 10}), NAMES, covariates=["chl"])
+    with pytest.raises(xgenfill.GenfillError, match="streams no dask"):
+        xgenfill.train_fractions(with_chl.chunk({"time": 10}), NAMES, covariates=["chl"],
+                                 max_steps=1)
+    with pytest.raises(xgenfill.GenfillError, match="different grid"):
+        inpaint_fractions(with_chl, NAMES, covariates=[with_chl.chl.isel(lat=slice(1, None))])
+
+
+@pytest.mark.parametrize("chunks", [{"time": 10}, {"time": 7, "lat": 24, "lon": 32}])
+def test_covariates_on_dask_give_the_eager_result(with_chl, chl_models, chunks):
+    """Dask fractions and covariates: nothing computed until asked, the eager fill whatever
+    the chunks (the trend's per-date sums are made chunk by chunk), for a classical model
+    and for networks that read the covariates themselves."""
+    from .test_lazy import raise_if_dask_computes
+
+    lazy_in = with_chl.chunk(chunks)
+    for model in ("anomaly", chl_models):
+        eager = inpaint_fractions(with_chl, NAMES, model=model, covariates=["chl"])
+        with raise_if_dask_computes():
+            lazy = inpaint_fractions(lazy_in, NAMES, model=model, covariates=["chl"])
+        assert hasattr(lazy.pico.data, "dask")
+        lazy = lazy.compute()
+        for name in NAMES:
+            np.testing.assert_allclose(lazy[name].values, eager[name].values, rtol=1e-4,
+                                       atol=1e-6)
+            np.testing.assert_array_equal(lazy[f"{name}_filled_flag"].values,
+                                          eager[f"{name}_filled_flag"].values)
 
 
 def test_covariates_help_a_classical_fill(fractions, with_chl):

@@ -244,7 +244,8 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         each standardised covariate) and a residual; the model fills the residual, and
         models trained with covariates (:func:`train_fractions`, the same ones in the same
         order) also read them. Works with every model: with ``"anomaly"`` it is the
-        classical regression plus interpolated residuals.
+        classical regression plus interpolated residuals. Dask fractions or covariates
+        stay lazy (joint models excepted).
     **model_kwargs
         Options of the chosen model(s), as in :func:`xgenfill.inpaint`.
 
@@ -321,11 +322,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     cov = _covariates(ds, covariates, variables)
     for v, f in fillers.items():
         _check_residual_model(f, v, cov)
-    if cov is not None:
-        if fracs[0].chunks is not None:
-            raise GenfillError("covariates= with dask-backed fractions is not supported yet; "
-                               "load the fractions (ds.load()) or fill without covariates")
-    target, trend = _residuals(clr, cov, dims)
+    target, trend = _residuals(clr, cov, dims)  # lazy for dask fractions or covariates
 
     from .models.joint import JointModel
 
@@ -515,6 +512,12 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         _check_closure(fracs, variables)
     clr = _log_ratios(fracs)
     cov = _covariates(ds, covariates, variables)
+    if cov is not None and fracs[0].chunks is not None:
+        # each streamed block would recompute the trend's whole-record sums and covariate fill
+        raise GenfillError("train_fractions with covariates= streams no dask-backed fractions "
+                           "yet (the covariate trend needs the whole record for every "
+                           "block): load a region or period (ds.isel(...).load()), or train "
+                           "without covariates")
     clr, _trend = _residuals(clr, cov, dims)  # what the regression on the covariates misses
     info = {"variables": variables, "covariates": None if cov is None
             else [str(c.name) for c in cov],
@@ -668,6 +671,11 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
     (0.43 log-ratio RMSE on the size-class benchmark, 0.11 shrunk). Steps with fewer than
     ``min_pixels`` observations (or fewer than 3 per coefficient) use the pooled fit.
 
+    The fits need only the normal equations of each date, sums over its pixels, so dask
+    fields and covariates give a lazy trend, chunk by chunk, equal to the eager one (the
+    covariate's own fill needs the whole record of each spatial chunk, as the anomaly
+    fill does).
+
     Parameters
     ----------
     clr : xarray.Dataset
@@ -686,7 +694,7 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
     -------
     dict
         ``{name: DataArray}`` of the trend of each field (NaN where a covariate has no value
-        even after its fill).
+        even after its fill); lazy for dask inputs.
 
     See Also
     --------
@@ -706,46 +714,98 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
     >>> bool(abs(trend["pico"] - clr.pico).mean() < 0.01)  # chl explains it all here
     True
     """
-    from .transforms import choose_transform
+    from .lazy import is_lazy
+    from .prepare import require_same_grid
 
     first = clr[list(clr.data_vars)[0]]
     axes = find_axes(first, dims)
-    feats = []
-    for c in covariates:
-        c = c.astype(np.float64)
-        if c.isnull().any():
-            c = inpaint(c, model="anomaly" if axes.time else "linear_space",
-                        dims=dims).astype(np.float64)
-        tf = choose_transform(c, c.values, "auto")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = c.copy(data=tf.forward(c.values))
-        z = (z - float(z.mean())) / (float(z.std()) or 1.0)
-        feats += [z, z ** 2]
-    order = [axes.time] if axes.time else []
-    order += [d for d in first.dims if d not in order]
-    x = np.stack([f.transpose(*order).values for f in feats], -1)  # (T, ..., P)
-    nt = first.sizes[axes.time] if axes.time else 1
-    x = x.reshape(nt, -1, len(feats))
-    x = np.concatenate([np.ones(x.shape[:2] + (1,)), x], -1)
-    ok_x = np.isfinite(x).all(-1)
+    x = _trend_terms(first, covariates, axes, dims)
+    x_ok = x.notnull().all(_TERM)
+    sums = [d for d in first.dims if d != axes.time]  # per date: sums over the pixels
     out = {}
     for name in clr.data_vars:
-        y = clr[name].transpose(*order).values.reshape(nt, -1)
-        ok = np.isfinite(y) & ok_x
-        if not ok.any():
-            raise GenfillError(f"no pixel of {name!r} is observed where the covariates have "
-                               "values: nothing to regress on")
-        pooled = np.linalg.lstsq(x[ok], y[ok], rcond=None)[0]
-        pred = np.full(y.shape, np.nan)
-        eye = shrink * np.eye(x.shape[-1])
-        for t in range(nt):
-            n = int(ok[t].sum())
-            beta = pooled
-            if n >= max(min_pixels, 3 * x.shape[-1]):
-                a = x[t][ok[t]]
-                beta = np.linalg.solve(a.T @ a + eye, a.T @ y[t][ok[t]] + shrink * pooled)
-            pred[t] = np.where(ok_x[t], x[t] @ np.nan_to_num(beta), np.nan)
-        da = clr[name].transpose(*order).copy(data=pred.reshape(clr[name].transpose(*order)
-                                                                .shape))
-        out[str(name)] = da.transpose(*first.dims)
+        y = clr[name].astype(np.float64)
+        require_same_grid(y, first, f"fraction {name!r}")
+        ok = y.notnull() & x_ok
+        xm = x.where(ok, 0.0)
+        # the normal equations of each date: sums over its pixels, so a dask field gives
+        # them chunk by chunk and nothing of the field is held
+        gram = xr.dot(xm, xm.rename({_TERM: _TERM2}), dim=sums)
+        rhs = xr.dot(xm, y.where(ok, 0.0), dim=sums)
+        count = ok.sum(sums)
+        date = axes.time or "_date"
+        if axes.time is None:
+            gram, rhs, count = (a.expand_dims(date) for a in (gram, rhs, count))
+        beta = xr.apply_ufunc(
+            _coefficients, gram, rhs, count,
+            input_core_dims=[[date, _TERM, _TERM2], [date, _TERM], [date]],
+            output_core_dims=[[date, _TERM]], dask="parallelized",
+            output_dtypes=[np.float64], dask_gufunc_kwargs={"allow_rechunk": True},
+            kwargs={"min_pixels": min_pixels, "shrink": shrink, "name": str(name)})
+        if axes.time is None:
+            beta = beta.isel({date: 0}, drop=True)
+        trend = xr.dot(beta, x, dim=_TERM).where(x_ok)
+        trend = trend.transpose(*first.dims).rename(str(name))
+        trend.attrs = dict(clr[name].attrs)
+        out[str(name)] = trend.drop_vars([c for c in trend.coords
+                                          if c not in clr[name].coords])
+    if not any(is_lazy(v) for v in out.values()):
+        out = {k: v.compute() for k, v in out.items()}
     return out
+
+
+_TERM, _TERM2 = "_xgenfill_term", "_xgenfill_term2"
+
+
+def _trend_terms(first: xr.DataArray, covariates: list[xr.DataArray], axes, dims
+                 ) -> xr.DataArray:
+    """The regressors of :func:`covariate_trend` along a new dimension: 1, then ``z`` and
+    ``z**2`` of each covariate (in its own transform, gaps filled, standardised over the
+    record); lazy for dask covariates."""
+    from .lazy import is_lazy
+    from .prepare import require_same_grid
+    from .transforms import choose_transform
+
+    terms = []
+    for c in covariates:
+        require_same_grid(c, first, f"covariate {c.name!r}")
+        lazy = is_lazy(c)
+        c = c.astype(np.float64)
+        # a dask covariate is filled lazily (the fill leaves complete pixels as they are);
+        # values at hand only when they have gaps
+        if lazy or bool(c.isnull().any()):
+            c = inpaint(c, model="anomaly" if axes.time else "linear_space",
+                        dims=dims).astype(np.float64)
+        tf = choose_transform(c, np.empty(0) if lazy else c.values, "auto")
+
+        def forward(v, tf=tf):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return tf.forward(v)
+
+        z = xr.apply_ufunc(forward, c, dask="parallelized", output_dtypes=[np.float64])
+        std = z.std()
+        z = (z - z.mean()) / xr.where(std > 0, std, 1.0)
+        terms += [z, z ** 2]
+    ones = xr.ones_like(terms[0])
+    x = xr.concat([ones, *terms], dim=_TERM, coords="minimal", compat="override")
+    return x.transpose(_TERM, *first.dims).assign_coords(
+        {d: first[d] for d in first.dims if d in first.coords})
+
+
+def _coefficients(gram: np.ndarray, rhs: np.ndarray, count: np.ndarray, *, min_pixels: int,
+                  shrink: float, name: str) -> np.ndarray:
+    """Per-date coefficients (T, P) from the normal equations (T, P, P), (T, P) and the
+    pixel counts (T,): the pooled least-squares fit, and each date's own fit ridge-shrunk
+    towards it where the date has enough pixels."""
+    if not count.sum():
+        raise GenfillError(f"no pixel of {name!r} is observed where the covariates have "
+                           "values: nothing to regress on")
+    p = gram.shape[-1]
+    # lstsq: the minimum-norm solution when a covariate is constant (a singular system)
+    pooled = np.linalg.lstsq(gram.sum(0), rhs.sum(0), rcond=None)[0]
+    beta = np.broadcast_to(pooled, rhs.shape).copy()
+    own = count >= max(min_pixels, 3 * p)
+    if own.any():
+        beta[own] = np.linalg.solve(gram[own] + shrink * np.eye(p),
+                                    (rhs[own] + shrink * pooled)[..., None])[..., 0]
+    return np.nan_to_num(beta)
