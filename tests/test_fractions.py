@@ -411,9 +411,18 @@ def test_joint_vae_fills_the_composition_together(with_chl, tmp_path):
     assert isinstance(m, JointVAEFiller) and all(models[n] is m for n in NAMES)
     assert m.meta["training"]["steps"] == 20 and m.arch["residual"]
     out = inpaint_fractions(with_chl, NAMES, model=models, covariates=["chl"], n_samples=3,
-                            seed=2)
+                            seed=2, keep_members=True)
     filled = assert_contract(with_chl, out)
     assert filled.sum() > 0 and (out.pico_uncertainty.values[filled] > 0).any()
+    # every member sums to 1, keeps the observed values, and spreads as the uncertainty says
+    kept = np.stack([out[f"{n}_members"].values for n in NAMES]).astype(np.float64)
+    assert kept.shape[1] == 3 and out.pico_members.dims[0] == "member"
+    assert np.nanmax(np.abs(kept.sum(0) - 1)[:, filled]) < 1e-5
+    obs = np.isfinite(with_chl.pico.values)
+    assert (kept[0][:, obs] == with_chl.pico.values[obs]).all()
+    # (a member the plausibility check refused at a pixel is NaN there, as in inpaint)
+    np.testing.assert_allclose(np.nanstd(kept[0], 0, ddof=1)[filled],
+                               out.pico_uncertainty.values[filled], rtol=1e-3, atol=1e-6)
     point = inpaint_fractions(with_chl, NAMES, model=models, covariates=["chl"])
     assert np.array_equal(np.isfinite(point.pico.values), np.isfinite(out.pico.values))
     m.save(tmp_path / "jvae")

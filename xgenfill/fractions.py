@@ -20,7 +20,8 @@ from .api import check_n_samples, check_seed, inpaint
 from .axes import find_axes
 from .errors import GenfillError, warn
 from .models.base import Filler
-from .post import MEMBER, dataset_form, history_line, merge_into, range_attrs, status_codes
+from .post import (MEMBER, dataset_form, history_line, merge_into, range_attrs, status_codes,
+                   with_members)
 from .prepare import user_mask_array
 from .transforms import LOGIT_EPS, TRANSFORMS
 
@@ -206,7 +207,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
                       mask: xr.DataArray | np.ndarray | None = None,
                       dims: dict[str, str] | None = None, progress: bool = False,
                       covariates: "list[str | xr.DataArray] | str | xr.DataArray | None" = None,
-                      **model_kwargs: Any) -> xr.Dataset:
+                      keep_members: bool = False, **model_kwargs: Any) -> xr.Dataset:
     """Fill fractions that sum to 1 (e.g. pico-, nano- and microplankton) together.
 
     Each fraction's gaps are filled so that the fractions of every pixel with a filled value
@@ -246,6 +247,10 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         order) also read them. Works with every model: with ``"anomaly"`` it is the
         classical regression plus interpolated residuals. Dask fractions or covariates
         stay lazy (joint models excepted).
+    keep_members : bool, default False
+        With ``n_samples > 1``, also return every member of every fraction as
+        ``<var>_members`` (along ``member``; the members of a pixel sum to 1 member by
+        member, observed values in every member).
     **model_kwargs
         Options of the chosen model(s), as in :func:`xgenfill.inpaint`.
 
@@ -254,8 +259,9 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
     xarray.Dataset
         ``ds`` with each fraction filled (dtype, attributes and coordinates kept),
         ``<var>_filled_flag`` and ``<var>_uncertainty`` (standard deviation of the closed
-        members in fraction units; NaN with ``n_samples=1``); every other variable and the
-        global attributes of ``ds`` are kept, with a ``history`` line prepended.
+        members in fraction units; NaN with ``n_samples=1``), and ``<var>_members`` with
+        ``keep_members``; every other variable and the global attributes of ``ds`` are
+        kept, with a ``history`` line prepended.
 
     Raises
     ------
@@ -354,8 +360,10 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         points = [fill(v, i, 1) if fillers[v].has_point_estimate else m.mean(MEMBER)
                   for i, (v, m) in enumerate(zip(variables, members))]
     values = close(fracs, from_log_ratios(points))
+    closed = None
     if n_samples > 1:
-        spreads = [m.std(MEMBER, ddof=1) for m in close(fracs, from_log_ratios(members))]
+        closed = close(fracs, from_log_ratios(members))
+        spreads = [m.std(MEMBER, ddof=1) for m in closed]
         # as in inpaint: a pixel refused for any member is refused (the point was a 2nd call)
         values = [v.where(s.notnull() | ~f.isnull()) for v, s, f in zip(values, spreads, fracs)]
     else:
@@ -375,7 +383,7 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
             + ("" if cov is None else f", covariates={cov_names!r}") + ")")
     line = history_line(call, weights)
     parts = []
-    for f, value, spread in zip(fracs, values, spreads):
+    for i, (f, value, spread) in enumerate(zip(fracs, values, spreads)):
         # as in inpaint: sea is what was ever observed, and not masked; one time step cannot
         # tell land from clouds, so there the mask alone decides (inpaint demands one)
         sea = f.notnull().any(axes.time) if axes.time else f.notnull()
@@ -392,6 +400,9 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
                             transform=TRANSFORMS["identity"], history=line,
                             comment=("spread of the generated members after closure"
                                      if n_samples > 1 else "no ensemble (n_samples=1)"))
+        if keep_members and closed is not None:  # observed values in every member
+            kept = xr.where(filled, closed[i], f).transpose(MEMBER, *f.dims).astype(f.dtype)
+            part = with_members(part, kept.data, result)
         parts.append(part)
     out = merge_into(ds, parts[:1])  # one history line for the whole composition
     for part in parts[1:]:
