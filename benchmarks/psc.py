@@ -327,26 +327,11 @@ def main() -> None:
 
 
 def _members(ds: xr.Dataset, models: dict, cov, n: int) -> np.ndarray:
-    """Closed ensemble members (K, 3, T, Y, X) with the same seeds as inpaint_fractions."""
-    from xgenfill.fractions import _joint_fillers, _residuals
-    from xgenfill.models.joint import JointModel
-
-    first = models[NAMES[0]]
-    covs = None if cov is None else [ds[c] for c in cov]
-    # with covariates the networks fill the residuals of the regression on them (as
-    # inpaint_fractions does): the members are those plus the regression
-    target, trend = _residuals(xgenfill.to_log_ratios(ds, NAMES), covs)
-    trend = trend or {v: 0.0 for v in NAMES}
-    if isinstance(first, JointModel):  # members drawn jointly, then closed
-        pre = _joint_fillers(first, target, NAMES, covs, None, None, n, 0)
-        mem = [xgenfill.inpaint(target[v], model=pre[v], n_samples=n, transform="identity")
-               + trend[v] for v in NAMES]
-    else:
-        mem = [xgenfill.inpaint(target[v], model=models[v], n_samples=n, seed=i,
-                                transform="identity", covariates=covs) + trend[v]
-               for i, v in enumerate(NAMES)]
-    values = close([ds[v] for v in NAMES], from_log_ratios(mem))
-    return np.stack([v.transpose("member", *ds[NAMES[0]].dims).values for v in values], 1)
+    """Closed ensemble members (K, 3, T, Y, X) of inpaint_fractions."""
+    out = xgenfill.inpaint_fractions(ds, NAMES, model=models, covariates=cov, n_samples=n,
+                                     keep_members=True)
+    return np.stack([out[f"{v}_members"].transpose("member", *ds[NAMES[0]].dims).values
+                     for v in NAMES], 1).astype(np.float64)
 
 
 if __name__ == "__main__":
