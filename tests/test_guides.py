@@ -225,8 +225,9 @@ def test_training_crops_see_the_first_guess_of_the_whole_field():
         visible = obs[t] & ~(obs[t] & ~obs[1 - t])  # hidden: observed at t, cloudy at 1 - t
         padded = np.zeros(src.field.shape[1:], bool)  # the source pads to the net's multiple
         padded[:ny, :nx] = visible
-        full = first_guess(src.field, torch.tensor([t]), Crops(),
-                           torch.as_tensor(padded)[None])[0, y0:y0 + 32, x0:x0 + 32]
+        inside = model.inside(padded.shape, "cpu", ny, nx)  # the padding is not the field
+        full = first_guess(src.field, torch.tensor([t]), Crops(), torch.as_tensor(padded)[None],
+                           inside=inside)[0, y0:y0 + 32, x0:x0 + 32]
         np.testing.assert_allclose(batch["ctx"][i, -1].numpy(), full.numpy(), atol=1e-5)
         assert np.abs(full.numpy()).max() > 0
 
@@ -256,7 +257,8 @@ def test_residual_models_correct_their_first_guess(tmp_path, kind):
 
     p = prepare(da, transform="identity")
     f = FieldTensors(p.values[0], p.ocean[0], p.doy)
-    g = first_guess(f, torch.tensor([2]), Crops(), f.obs[2][None])[0].numpy()
+    g = first_guess(f, torch.tensor([2]), Crops(), f.obs[2][None],
+                    inside=m.inside(f.ocean.shape, "cpu"))[0].numpy()
     gap = np.isnan(v[2])
     np.testing.assert_allclose(out.values[2][gap], g[gap] * p.std[0] + p.mean[0], rtol=1e-4)
     with warnings.catch_warnings():  # an untrained network's members may stray (flagged)
@@ -361,3 +363,42 @@ def test_whole_field_guides_equal_widened_crops(arch, monkeypatch):
     assert a["where"] == b["where"] and torch.equal(a["hidden"], b["hidden"])
     assert (a["hidden"].sum() > 0)
     torch.testing.assert_close(a["ctx"], b["ctx"], rtol=1e-4, atol=1e-5)
+
+
+def test_first_guess_trusts_observations_near_the_edges():
+    """Version 2 of the first guess weighs each scale by the share of its kernel inside the
+    array that is observed: a step whose every observed pixel departs by +1 from the time
+    interpolation gives +1 in its gaps, corner included. Version 1 counted the kernel beyond
+    the edges as unobserved and shrank the departure towards 0 near them."""
+    from xgenfill.models.context import first_guess
+    from xgenfill.models.vae import VAEFiller
+
+    ny, nx = 12, 14
+    v = np.zeros((3, ny, nx), np.float32)
+    v[1] = 1.0  # +1 against the interpolation of steps 0 and 2
+    v[1, :3, :3] = np.nan  # a gap in the corner
+    f = FieldTensors(v, np.ones((ny, nx), bool), np.arange(3))
+    t = torch.tensor([1])
+    new = VAEFiller(widths=(8, 16), window=1, residual=True, device="cpu")
+    assert new.arch["first_guess"] == 2
+    g2 = first_guess(f, t, Crops(), f.obs[t], inside=new.inside((ny, nx), "cpu"))[0]
+    g1 = first_guess(f, t, Crops(), f.obs[t])[0]
+    np.testing.assert_allclose(g2[:3, :3].numpy(), 1.0, atol=1e-5)
+    assert float(g1[0, 0]) < 0.95
+    old = VAEFiller(widths=(8, 16), window=1, residual=True, device="cpu", first_guess=1)
+    assert old.inside((ny, nx), "cpu") is None
+    with pytest.raises(GenfillError, match="first_guess"):
+        VAEFiller(widths=(8, 16), first_guess=3)
+
+
+def test_models_saved_before_first_guess_versions_load_as_version_1(tmp_path):
+    import json
+
+    from xgenfill.models.vae import VAEFiller
+
+    m = VAEFiller(widths=(8, 16), window=1, residual=True, device="cpu")
+    m.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m.json").read_text())
+    del cfg["arch"]["first_guess"]  # as written before it existed
+    (tmp_path / "m.json").write_text(json.dumps(cfg))
+    assert load_model(tmp_path / "m").arch["first_guess"] == 1

@@ -202,24 +202,37 @@ def spatial_guides(y_vis: torch.Tensor, visible: torch.Tensor,
 
 
 def first_guess(f: FieldTensors, ts: torch.Tensor, where: Crops, visible: torch.Tensor,
-                periodic_x: bool = False, margin: int = 0) -> torch.Tensor:
+                periodic_x: bool = False, margin: int = 0,
+                inside: torch.Tensor | None = None) -> torch.Tensor:
     """The anomaly fill of the steps ``ts`` from their visible pixels (B, h, w) over ``where``
     (see :class:`xgenfill.models.baselines.AnomalyInterp`): each pixel's interpolation in time
     (the step itself left out) plus the visible pixels' departure from theirs, smoothed at
     ``FIRST_GUESS_SIGMAS``, finest first; 0 (the normalised mean) where no other step is
     near in time. Outside the array counts as unobserved. (B, h', w'), ``margin`` as in
-    :func:`spatial_guides`."""
+    :func:`spatial_guides`.
+
+    ``inside`` (1 or B, h, w; models with ``first_guess=2``): the pixels inside the array. A
+    scale is then trusted by the share of its kernel *inside the array* that holds
+    observations, as the anomaly fill's mirrored edges do, instead of the share of the whole
+    kernel: near an edge the fine scales were distrusted for want of pixels beyond it (on a
+    17 x 21 field every pixel is near one; the size-class benchmark's first guess: 0.0152
+    mean fraction RMSE, 0.0135 with it, the anomaly fill 0.0134)."""
     tg = time_guides(f, ts, where)
     interp, known = tg[:, 0], tg[:, 1] > 0
     vis = visible & known
     departure = (where.steps(f.vals, ts) - interp) * vis
     g = spatial_guides(departure, vis, periodic_x=periodic_x, margin=margin,
                        sigmas=FIRST_GUESS_SIGMAS)
+    mass = None
+    if inside is not None:
+        mass = spatial_guides(inside.float(), inside, periodic_x=periodic_x, margin=margin,
+                              sigmas=FIRST_GUESS_SIGMAS)[:, 1::2].clamp_min(1e-6)
     est = torch.zeros_like(g[:, 0])
     taken = torch.zeros_like(est)
     for k in range(len(FIRST_GUESS_SIGMAS)):
         # a scale is trusted fully once a quarter of its kernel holds observations
-        w = (4.0 * g[:, 2 * k + 1]).clamp(0.0, 1.0) * (1.0 - taken)
+        share = g[:, 2 * k + 1] if mass is None else g[:, 2 * k + 1] / mass[:, k]
+        w = (4.0 * share).clamp(0.0, 1.0) * (1.0 - taken)
         est, taken = est + w * g[:, 2 * k], taken + w
     if margin:
         interp = interp[:, margin:-margin, margin:-margin]

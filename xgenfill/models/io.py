@@ -76,6 +76,8 @@ def load_model(path: str | Path, expected_sha256: str | None = None, **overrides
                               n_covariates=arch.get("n_covariates", 0),
                               guides=arch.get("guides", False),  # saved before guides existed
                               residual=arch.get("residual", False),
+                              # saved before the first guess had versions: version 1
+                              first_guess=arch.get("first_guess", 1),
                               **runtime, **options)
     except TypeError as err:
         raise GenfillError(f"bad option for model {kind!r}: {err}") from None

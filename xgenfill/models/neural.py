@@ -41,6 +41,11 @@ class NeuralFiller(Filler):
         (:func:`xgenfill.models.context.first_guess`, also given as an input), instead of
         the value itself (the diffusion model diffuses that correction; widens the spatial
         dependency to 203 pixels).
+    first_guess
+        Version of that first guess: ``2`` (default) trusts each smoothing scale by the
+        share of its kernel inside the array that holds observations (as the anomaly fill's
+        mirrored edges do); ``1``, of the whole kernel (models saved before version 2 were
+        trained with it and keep it).
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
     tile, halo, blend
@@ -67,7 +72,7 @@ class NeuralFiller(Filler):
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
                  n_covariates: int = 0, guides: bool = True, residual: bool = False,
-                 device: str = "auto",
+                 first_guess: int = 2, device: str = "auto",
                  tile: int = 512,
                  halo: int | None = None, blend: int = 16, batch_size: int = 8,
                  time_batch: int = 8,
@@ -77,9 +82,11 @@ class NeuralFiller(Filler):
         check_precision(precision)
         if window < 0:
             raise GenfillError(f"window must be >= 0, got {window}")
+        if first_guess not in (1, 2):
+            raise GenfillError(f"first_guess must be 1 or 2, got {first_guess!r}")
         self.arch = {"window": int(window), "widths": [int(w) for w in widths],
                      "n_covariates": int(n_covariates), "guides": bool(guides),
-                     "residual": bool(residual)}
+                     "residual": bool(residual), "first_guess": int(first_guess)}
         self.options = self.default_options() | options
         unknown = set(options) - set(self.default_options())
         if unknown:
@@ -87,7 +94,7 @@ class NeuralFiller(Filler):
                                f"valid: {sorted(self.default_options())}")
         self.init_kwargs = {"window": window, "widths": tuple(widths),
                             "n_covariates": n_covariates, "guides": guides,
-                            "residual": residual,
+                            "residual": residual, "first_guess": first_guess,
                             "device": device, "tile": tile,
                             "halo": halo, "blend": blend, "batch_size": batch_size,
                             "time_batch": time_batch, "progress": progress,
@@ -172,9 +179,23 @@ class NeuralFiller(Filler):
             space = spatial_guides(field.vals[ts], field.obs[ts], periodic_x=periodic_x)
         ctx = context_channels(field, ts, self.window, space=space)
         if self.arch.get("residual"):  # the last context channel
-            g = first_guess(field, ts, Crops(), field.obs[ts], periodic_x=periodic_x)
+            g = first_guess(field, ts, Crops(), field.obs[ts], periodic_x=periodic_x,
+                            inside=self.inside(field.ocean.shape, field.ocean.device))
             ctx = torch.cat([ctx, g[:, None]], 1)
         return ctx
+
+    def inside(self, shape: tuple[int, ...], device, ny: int | None = None,
+               nx: int | None = None):
+        """The pixels of a (Y, X) array inside the field, (1, Y, X), for the first guess of
+        version 2 (the first ``ny`` rows and ``nx`` columns: training pads the field); None
+        for version 1."""
+        import torch
+
+        if self.arch.get("first_guess", 1) < 2:
+            return None
+        ins = torch.zeros((1,) + tuple(shape), dtype=torch.bool, device=device)
+        ins[:, :ny, :nx] = True
+        return ins
 
     @property
     def receptive_radius(self) -> int:

@@ -52,6 +52,7 @@ class _Source:
         v, ocean, cov = cube.values, cube.ocean, cube.covariates
         # pad Y, X up to a multiple of the network's down-sampling factor (padding is land)
         ny, nx = v.shape[1:]
+        self.extent = (ny, nx)  # the field's own rows and columns (the rest is padding)
         py, px = (-ny) % multiple, (-nx) % multiple
         if py or px:
             v = np.pad(v, ((0, 0), (0, py), (0, px)), constant_values=np.nan)
@@ -226,7 +227,8 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
         # a field smaller than a widened crop (the first guess reaches 203 pixels): the
         # guides over the whole field, then the crops (the same values: what lies beyond a
         # crop's reach does not change it; 6x faster on a 17 x 21 field)
-        space, guess = _whole_field_guides(model, f, t_idx, picked, crops, ny, nx)
+        space, guess = _whole_field_guides(model, f, t_idx, picked, crops, ny, nx,
+                                           src.extent)
     elif model.arch.get("guides") or model.arch.get("residual"):
         wide = Crops(y0=cy - r, x0=cx - r, h=ph + 2 * r, w=pw + 2 * r)
         inside = ((wide.yy >= 0) & (wide.yy < ny)) & ((wide.xx >= 0) & (wide.xx < nx))
@@ -235,7 +237,10 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
         if model.arch.get("guides"):
             space = spatial_guides(wide.steps(f.vals, t_idx) * vis_w, vis_w, margin=r)
         if model.arch.get("residual"):
-            guess = first_guess(f, t_idx, wide, vis_w, margin=r)
+            ins = None
+            if model.arch.get("first_guess", 1) >= 2:  # inside the field, not its padding
+                ins = inside & (wide.yy < src.extent[0]) & (wide.xx < src.extent[1])
+            guess = first_guess(f, t_idx, wide, vis_w, margin=r, inside=ins)
     ocean = crops.space(f.ocean)
     ctx = context_channels(f, t_idx, model.window, space=space, crops=crops)
     if guess is not None:  # the last context channel, as at inference
@@ -244,7 +249,8 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
     return {"y": y, "obs": obs, "hidden": hidden, "ocean": ocean, "ctx": ctx, "where": where}
 
 
-def _whole_field_guides(model, f, t_idx, picked: list[tuple], crops, ny: int, nx: int):
+def _whole_field_guides(model, f, t_idx, picked: list[tuple], crops, ny: int, nx: int,
+                        extent: tuple[int, int] | None = None):
     """Spatial guides and first guess of each sample over the whole field (its hidden pixels
     taken out), cropped to the sample: (B, C, ph, pw) and (B, ph, pw), None where the model
     has none."""
@@ -263,7 +269,8 @@ def _whole_field_guides(model, f, t_idx, picked: list[tuple], crops, ny: int, nx
         full = spatial_guides(f.vals[t_idx] * vis, vis)
         space = full[b, :, crops.yy, crops.xx].permute(0, 3, 1, 2)
     if model.arch.get("residual"):
-        guess = first_guess(f, t_idx, Crops(), vis)[b, crops.yy, crops.xx]
+        ins = model.inside((ny, nx), dev, *(extent or (ny, nx)))
+        guess = first_guess(f, t_idx, Crops(), vis, inside=ins)[b, crops.yy, crops.xx]
     return space, guess
 
 
