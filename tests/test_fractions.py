@@ -294,15 +294,17 @@ def test_covariates_are_checked(with_chl, chl_models):
         inpaint_fractions(with_chl, NAMES, covariates=[with_chl.chl.isel(lat=slice(1, None))])
 
 
-@pytest.mark.parametrize("chunks", [{"time": 10}, {"time": 7, "lat": 24, "lon": 32}])
-def test_covariates_on_dask_give_the_eager_result(with_chl, chl_models, chunks):
+@pytest.mark.parametrize("chunks, networks", [({"time": 10}, True),
+                                              ({"time": 7, "lat": 24, "lon": 32}, False)])
+def test_covariates_on_dask_give_the_eager_result(with_chl, chl_models, chunks, networks):
     """Dask fractions and covariates: nothing computed until asked, the eager fill whatever
     the chunks (the trend's per-date sums are made chunk by chunk), for a classical model
-    and for networks that read the covariates themselves."""
+    and for networks that read the covariates themselves (their spatial halos with lazy
+    covariates: test_lazy)."""
     from .test_lazy import raise_if_dask_computes
 
     lazy_in = with_chl.chunk(chunks)
-    for model in ("anomaly", chl_models):
+    for model in ("anomaly", chl_models) if networks else ("anomaly",):
         eager = inpaint_fractions(with_chl, NAMES, model=model, covariates=["chl"])
         with raise_if_dask_computes():
             lazy = inpaint_fractions(lazy_in, NAMES, model=model, covariates=["chl"])
