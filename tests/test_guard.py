@@ -247,3 +247,51 @@ def test_auto_passes_covariates_to_its_network_only():
     assert "vae" in out.attrs["xgenfill_guard_weights"]
     with pytest.raises(xgenfill.GenfillError, match="covariate"):
         xgenfill.inpaint(da, network=m)  # trained with one covariate: it needs it
+
+
+def test_the_default_streams_on_dask_archives():
+    """model="auto" on a dask array: nothing computed until asked; the check runs once, on a
+    window of the archive, and every chunk is filled by the candidates that work chunk by
+    chunk with its weights; the result does not depend on the chunks; observed values are
+    kept."""
+    from .test_lazy import raise_if_dask_computes
+
+    da = make_chl(nt=30)
+    with raise_if_dask_computes():
+        lazy = xgenfill.inpaint(da.chunk(time=10, lat=16), model="auto", return_dataset=True,
+                                n_samples=2)
+    a = lazy.compute()
+    b = xgenfill.inpaint(da.chunk(time=15), model="auto", return_dataset=True,
+                         n_samples=2).compute()
+    np.testing.assert_allclose(a.chl.values, b.chl.values, rtol=1e-5)
+    np.testing.assert_array_equal(a.chl_filled_flag.values, b.chl_filled_flag.values)
+    seen = np.isfinite(da.values)
+    np.testing.assert_array_equal(a.chl.values[seen], da.values[seen])
+    filled = a.chl_filled_flag.values == 1
+    assert filled.sum() > 0 and np.isfinite(a.chl_uncertainty.values[filled]).all()
+    with pytest.raises(xgenfill.GenfillError, match="covariates"):
+        xgenfill.inpaint(da.chunk(time=10), model="auto", covariates=[da.chunk(time=10)])
+    # a guard left with no candidate that works chunk by chunk is refused up front
+    with pytest.raises(xgenfill.GenfillError, match="chunk by chunk"):
+        Guarded(None, ["dineof", "linear_space"]).streamable()
+
+
+def test_a_streamed_check_fills_in_spatial_chunks():
+    """With parts of small reach (a small network, pixel-wise candidates), the checked
+    combination runs in spatial chunks with halos, never the whole field in one block, and
+    gives the same fill whatever the chunks."""
+    from .conftest import TINY
+
+    da = make_chl(nt=20, ny=48, nx=96)
+    net = xgenfill.train(da, model="vae", max_steps=2, init=None, guides=False,
+                         progress=False, batch_size=2, patch=16, **TINY)
+    guard = Guarded(net, ["linear_time", "climatology", "dineof"])  # DINEOF: left out
+    assert guard.radius_for(1) is None and guard.streamable().radius_for(1) < 48
+    out = xgenfill.inpaint(da.chunk(time=10, lon=48), model=guard)
+    graph = dict(out.data.__dask_graph__())
+    fills = {k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("_fill_block")}
+    assert len(fills) >= 2  # spatial chunks, each with the whole record (the candidates)
+    a = out.compute()
+    b = xgenfill.inpaint(da.chunk(time=20, lat=24), model=guard).compute()
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-5)
+    assert int((a.notnull() & da.isnull()).sum()) > 0

@@ -48,6 +48,9 @@ def time_depth(filler: Filler) -> int | None:
     if isinstance(filler, NeuralFiller):
         return max(filler.window, CLIM_HALF)
     whole = filler.needs_time or getattr(filler, "needs_record", False)
+    if not whole and getattr(filler, "parts", None):  # a combination: its deepest part
+        depths = [time_depth(p) for p in filler.parts]
+        return None if any(d is None for d in depths) else max(depths)
     return None if whole else 0
 
 
@@ -268,16 +271,71 @@ def _lazy_covariates(covariates, da: xr.DataArray, axes, x, flip_y: bool, flip_x
     return out
 
 
+#: the window of the archive the default's check runs on in a lazy fill: up to this many
+#: steps (the middle of the record) and pixels, the most observed of a 3 x 3 grid of them
+CHECK_STEPS, CHECK_PIXELS = 120, 192
+
+
+def _lazy_check(guard, t, ocean, mean, std, doy, time_index, periodic_x: bool, ne: int,
+                n_samples: int, seed: int | None):
+    """A delayed :class:`~xgenfill.models.guard.Checked`: the guard's check on the most
+    observed of nine windows of the (first field of the) archive, normalised as every chunk
+    is; bounded memory whatever the archive."""
+    from dask import delayed
+
+    nt, ny, nx = t.shape[-3:]
+    t0 = max(0, (nt - CHECK_STEPS) // 2)
+    ts = slice(t0, min(nt, t0 + CHECK_STEPS))
+    first = (0,) * ne
+    hy, hx = min(ny, CHECK_PIXELS), min(nx, CHECK_PIXELS)
+    corners = sorted({(y, x) for y in np.linspace(0, ny - hy, 3).astype(int)
+                      for x in np.linspace(0, nx - hx, 3).astype(int)})
+    def one_block(arr):  # the window as one delayed numpy block (dask fuses no better)
+        return arr.rechunk(arr.shape).to_delayed(optimize_graph=False).ravel()[0]
+
+    values, oceans = [], []
+    for y, x in corners:
+        win = first + (ts, slice(y, y + hy), slice(x, x + hx))
+        values.append(one_block(((t[win] - mean[first]) / std[first]).astype(np.float32)))
+        oceans.append(one_block(ocean[first + win[-2:]]))
+    return delayed(_checked_on, pure=True)(
+        guard, values, oceans, corners, doy=None if doy is None else doy[ts],
+        time_index=None if time_index is None else time_index[ts], t0=t0,
+        periodic_x=periodic_x and hx == nx, n_samples=n_samples, seed=seed)
+
+
+def _checked_on(guard, values, oceans, corners, *, doy, time_index, t0, periodic_x,
+                n_samples, seed):
+    from .models.guard import Checked
+
+    i = int(np.argmax([np.isfinite(v).sum() for v in values]))
+    y, x = corners[i]
+    v, oc = np.where(oceans[i][None], values[i], np.nan), oceans[i]
+    cube = Cube(v.astype(np.float32), oc, doy=doy, time_index=time_index,
+                periodic_x=periodic_x, t_offset=t0, y_index=np.arange(y, y + v.shape[1]),
+                x_index=np.arange(x, x + v.shape[2]))
+    return Checked(guard, guard.check(cube, n_samples, seed))
+
+
 def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int | None,
                  mask, transform: str, dims, return_dataset: bool, call: str,
                  keep_members: bool = False, obs_error=None, covariates=None):
     import dask.array as dsa
     from dask.array.overlap import overlap
 
+    from .models.guard import Guarded
+
     da, axes = check_structure(da, dims)
     ny, nx = da.sizes[axes.y], da.sizes[axes.x]
     if axes.time is None:
         raise GenfillError("lazy (dask) filling needs a time axis; load single images first")
+    guard = None
+    if isinstance(filler, Guarded):
+        if covariates is not None:
+            raise GenfillError("model='auto' with covariates on a dask array is not supported; "
+                               "pass the network itself (model=...) or load the data")
+        # chunk by chunk: the candidates that need the whole field are left out
+        guard = filler = filler.streamable()
     tf = choose_transform(da, np.empty(0), transform)  # metadata only: nothing is computed
     nt = da.sizes[axes.time]
     extra = axes.extra
@@ -351,7 +409,10 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
     starts = np.concatenate([[0], np.cumsum(t_chunks)]).astype(int)
     d = depth or 0
     spec = model_spec(filler)
-    if spec is None:
+    if guard is not None:  # one check, on a window, at compute time; its weights everywhere
+        model_arg = _lazy_check(guard, t, ocean, mean, std, doy, time_index, periodic_x, ne,
+                                n_samples, seed)
+    elif spec is None:
         from dask import delayed
 
         model_arg = delayed(filler, pure=True)  # one graph key shared by every task

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,7 +37,7 @@ from ..errors import GenfillError
 from ..masks import cluster_clouds, transplant_clouds
 from .base import Cube, Fill, Filler
 
-__all__ = ["Guarded", "stack_weights", "shrunk_weights", "CLASSICAL"]
+__all__ = ["Guarded", "Check", "Checked", "stack_weights", "shrunk_weights", "CLASSICAL"]
 
 CLASSICAL = ("anomaly", "dineof", "linear_time", "climatology", "linear_space")
 _MIN_CHECK = 50  # hidden pixels below which the check says nothing
@@ -136,6 +136,19 @@ def shrunk_weights(preds: np.ndarray, truth: np.ndarray, group: np.ndarray
     return w / w.sum(), lam
 
 
+@dataclass
+class Check:
+    """What the guard's check found: the candidates it kept, their weights, the combination's
+    error on the hidden pixels (normalised units), the members' spread scale, and its record
+    (``info``: the ``xgenfill_guard_*`` attributes)."""
+
+    models: list
+    weights: np.ndarray
+    rmse: float
+    scale: float
+    info: dict
+
+
 def _holdout(cube: Cube, fraction: float, seed: int) -> np.ndarray:
     """Observed pixels to hide: transplanted clouds, or clustered clouds for a single image."""
     obs = cube.observed & cube.ocean[None]
@@ -189,12 +202,35 @@ class Guarded(Filler):
     def has_point_estimate(self) -> bool:
         return True
 
-    # every block must hold the whole record and field: the check and DINEOF look at all of it
+    # every block holds the whole record: the check transplants clouds between dates
     needs_record = True
     spatial_radius = None
 
-    def radius_for(self, n_samples: int) -> None:
-        return None
+    @property
+    def parts(self) -> list[Filler]:
+        return ([] if self.network is None else [self.network]) + list(self.candidates)
+
+    @property
+    def multiple(self) -> int:
+        return getattr(self.network, "multiple", 1)
+
+    def radius_for(self, n_samples: int) -> int | None:
+        """The widest dependency of its parts (None when one needs the whole field, as DINEOF
+        and spatial interpolation do)."""
+        radii = [p.radius_for(n_samples) for p in self.parts]
+        return None if any(r is None for r in radii) else max(radii)
+
+    def streamable(self) -> "Guarded":
+        """This guard without the candidates that need the whole field (DINEOF, spatial
+        interpolation), for lazy fills chunk by chunk."""
+        keep = [c for c in self.candidates if c.spatial_radius is not None]
+        if self.network is None and not keep:
+            raise GenfillError("model='auto' on a dask array needs a network or a candidate "
+                               "that works chunk by chunk ('anomaly', 'linear_time', "
+                               "'climatology'); load the data to use the others")
+        out = Guarded(self.network, keep, self.holdout_fraction)
+        out.meta = self.meta
+        return out
 
     def describe(self) -> str:
         net = self.network.name if self.network is not None else "no network"
@@ -208,6 +244,13 @@ class Guarded(Filler):
 
     def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
         t0 = time.perf_counter()
+        fill = self.combine(cube, self.check(cube, n_samples, seed), n_samples, seed)
+        fill.info["seconds"] = time.perf_counter() - t0
+        return fill
+
+    def check(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Check:
+        """The weights of the candidates, from observed pixels of ``cube`` hidden from them
+        (steps 1-3 of the module docstring)."""
         seed = 0 if seed is None else int(seed)
         models = self._usable(cube)
         if not models:
@@ -262,8 +305,16 @@ class Guarded(Filler):
             info["guard_note"] = (f"only {int(hold.sum())} pixels could be hidden: unchecked, "
                                   f"{models[0].name} used alone")
         info["guard_weights"] = ", ".join(f"{m.name}:{w:.3f}" for m, w in zip(models, weights))
-        # the real fill, by the candidates with a weight
-        use = [(m, w) for m, w in zip(models, weights) if w > 0]
+        return Check(models, np.asarray(weights, np.float64), rmse, scale, info)
+
+    def combine(self, cube: Cube, check: Check, n_samples: int = 1, seed: int | None = 0
+                ) -> Fill:
+        """The real fill of ``cube``: the candidates with a weight in ``check``, combined,
+        and the network's members about the combination (step 4 of the module docstring)."""
+        seed = 0 if seed is None else int(seed)
+        stochastic = self.stochastic and n_samples > 1
+        rmse, scale, info = check.rmse, check.scale, dict(check.info)
+        use = [(m, w) for m, w in zip(check.models, check.weights) if w > 0]
         if stochastic and all(m is not self.network for m, _ in use):
             use.append((self.network, 0.0))  # its members still give the spread's shape
         parts, members = [], None
@@ -289,8 +340,30 @@ class Guarded(Filler):
             samples = np.where(np.isfinite(point)[None], samples, np.nan)
         else:
             samples = point[None]
-        info["seconds"] = time.perf_counter() - t0
         std = None if members is not None else np.where(cube.gaps, rmse, np.nan).astype(
             np.float32)
         return Fill(samples=samples, mean=point if members is not None else None, std=std,
                     info=info)
+
+
+class Checked(Filler):
+    """The guard's combination with the weights of a check made elsewhere: a lazy fill checks
+    once, on a window of the archive (:func:`xgenfill.lazy.inpaint_lazy`), and combines every
+    chunk with the same weights."""
+
+    name = "auto"
+
+    def __init__(self, guard: Guarded, check: Check) -> None:
+        self.guard, self.check = guard, check
+        self.weights_hash, self.meta = guard.weights_hash, guard.meta
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.guard.stochastic
+
+    @property
+    def has_point_estimate(self) -> bool:
+        return True
+
+    def fill(self, cube: Cube, n_samples: int = 1, seed: int | None = 0) -> Fill:
+        return self.guard.combine(cube, self.check, n_samples, seed)
