@@ -287,11 +287,43 @@ def test_covariates_are_checked(with_chl, chl_models):
         inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["nano"])
     with pytest.raises(xgenfill.GenfillError, match="not in the dataset"):
         inpaint_fractions(with_chl, NAMES, model=chl_models, covariates=["sst"])
-    with pytest.raises(xgenfill.GenfillError, match="streams no dask"):
-        xgenfill.train_fractions(with_chl.chunk({"time": 10}), NAMES, covariates=["chl"],
-                                 max_steps=1)
+    with pytest.raises(xgenfill.GenfillError, match="joint model trains on loaded"):
+        xgenfill.train_fractions(with_chl.chunk({"time": 10}), NAMES, model="joint_vae",
+                                 covariates=["chl"], max_steps=1)
     with pytest.raises(xgenfill.GenfillError, match="different grid"):
         inpaint_fractions(with_chl, NAMES, covariates=[with_chl.chl.isel(lat=slice(1, None))])
+
+
+def test_train_fractions_streams_dask_fractions_with_covariates(with_chl):
+    """Dask fractions with a covariate: the trend's coefficients are computed first (its
+    residuals then equal the eager ones), and each fraction's network trains streamed,
+    block by block; the models fill the loaded data."""
+    from xgenfill.fractions import _residuals
+
+    lazy = with_chl.chunk({"time": 10})
+    eager_t, _ = _residuals(to_log_ratios(with_chl, NAMES), [with_chl.chl])
+    with pytest.warns(xgenfill.GenfillWarning, match="Fill it once first"):
+        lazy_t, _ = _residuals(to_log_ratios(lazy, NAMES), [lazy.chl],
+                               compute_coefficients=True)
+    assert hasattr(lazy_t.pico.data, "dask")
+    np.testing.assert_allclose(lazy_t.pico.values, eager_t.pico.values, rtol=1e-4, atol=1e-6)
+    # a complete covariate (filled once beforehand): a block's trend is elementwise
+    filled = lazy.assign(chl=xgenfill.inpaint(with_chl.chl, model="anomaly").chunk(
+        {"time": 10}))
+    complete_t, _ = _residuals(to_log_ratios(filled, NAMES), [filled.chl],
+                               compute_coefficients=True)
+    np.testing.assert_allclose(complete_t.pico.values, eager_t.pico.values, rtol=1e-4,
+                               atol=1e-6)
+    layers = {str(k[0] if isinstance(k, tuple) else k)
+              for k in dict(complete_t.pico.data.__dask_graph__())}
+    assert not any(n.startswith(("_fill_block", "coefficients", "mean_agg")) for n in layers)
+    models = xgenfill.train_fractions(filled, NAMES, model="vae", covariates=["chl"],
+                                      max_steps=3, batch_size=2, patch=16, block=(10, 48, 64),
+                                      progress=False, **TINY)
+    assert models["pico"].meta["training"]["streamed"]
+    assert models["pico"].meta["fractions"]["covariates"] == ["chl"]
+    out = inpaint_fractions(with_chl, NAMES, model=models, covariates=["chl"])
+    assert assert_contract(with_chl, out).sum() > 0
 
 
 @pytest.mark.parametrize("chunks, networks", [({"time": 10}, True),

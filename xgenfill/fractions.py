@@ -523,13 +523,13 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         _check_closure(fracs, variables)
     clr = _log_ratios(fracs)
     cov = _covariates(ds, covariates, variables)
-    if cov is not None and fracs[0].chunks is not None:
-        # each streamed block would recompute the trend's whole-record sums and covariate fill
-        raise GenfillError("train_fractions with covariates= streams no dask-backed fractions "
-                           "yet (the covariate trend needs the whole record for every "
-                           "block): load a region or period (ds.isel(...).load()), or train "
-                           "without covariates")
-    clr, _trend = _residuals(clr, cov, dims)  # what the regression on the covariates misses
+    lazy = fracs[0].chunks is not None
+    if lazy and model in JOINT:
+        raise GenfillError("a joint model trains on loaded fractions; load them "
+                           "(ds.isel(...).load()) or train one model per fraction")
+    # what the regression on the covariates misses; for dask fractions (streamed training)
+    # its coefficients are computed first, so that a block's trend needs only that block
+    clr, _trend = _residuals(clr, cov, dims, compute_coefficients=lazy)
     info = {"variables": variables, "covariates": None if cov is None
             else [str(c.name) for c in cov],
             "target": "log-ratio" if cov is None else "log-ratio minus covariate_trend"}
@@ -656,20 +656,21 @@ def _check_residual_model(filler: Any, v: str, cov: list[xr.DataArray] | None) -
 
 
 def _residuals(clr: xr.Dataset, covariates: list[xr.DataArray] | None,
-              dims: dict[str, str] | None = None
+              dims: dict[str, str] | None = None, compute_coefficients: bool = False
               ) -> tuple[xr.Dataset, dict[str, xr.DataArray] | None]:
     """What the models fill: the log-ratio fields minus their :func:`covariate_trend`, and
     that trend; ``(clr, None)`` without covariates."""
     if covariates is None:
         return clr, None
-    trend = covariate_trend(clr, covariates, dims)
+    trend = covariate_trend(clr, covariates, dims, compute_coefficients=compute_coefficients)
     return xr.Dataset({v: (clr[v] - trend[v]).assign_attrs(clr[v].attrs)
                        for v in clr.data_vars}), trend
 
 
 def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
                     dims: dict[str, str] | None = None, min_pixels: int = 30,
-                    shrink: float = 10.0) -> dict[str, xr.DataArray]:
+                    shrink: float = 10.0, compute_coefficients: bool = False
+                    ) -> dict[str, xr.DataArray]:
     """The regression of each centred log-ratio field on the covariates, per date.
 
     Each covariate is put in its own transform (log10 for chlorophyll) and standardised; its
@@ -700,6 +701,12 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
     shrink : float, default 10
         Ridge weight pulling each step's coefficients towards the pooled ones (in units of
         squared standardised covariate summed over pixels).
+    compute_coefficients : bool, default False
+        For dask inputs: compute the covariates' statistics and every date's coefficients
+        now (three passes over the data), so that the trend of a block needs only that
+        block's covariates, not sums over the whole record (what streamed training reads,
+        block by block). A covariate with gaps still needs its fill, over the whole record
+        of the block's area, for every block (warned): pass a filled one.
 
     Returns
     -------
@@ -730,10 +737,10 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
 
     first = clr[list(clr.data_vars)[0]]
     axes = find_axes(first, dims)
-    x = _trend_terms(first, covariates, axes, dims)
+    x = _trend_terms(first, covariates, axes, dims, compute_coefficients)
     x_ok = x.notnull().all(_TERM)
     sums = [d for d in first.dims if d != axes.time]  # per date: sums over the pixels
-    out = {}
+    betas = {}
     for name in clr.data_vars:
         y = clr[name].astype(np.float64)
         require_same_grid(y, first, f"fraction {name!r}")
@@ -755,6 +762,13 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
             kwargs={"min_pixels": min_pixels, "shrink": shrink, "name": str(name)})
         if axes.time is None:
             beta = beta.isel({date: 0}, drop=True)
+        betas[name] = beta
+    if compute_coefficients:  # all fields in one pass
+        import dask
+
+        betas = dict(zip(betas, dask.compute(*betas.values())))
+    out = {}
+    for name, beta in betas.items():
         trend = xr.dot(beta, x, dim=_TERM).where(x_ok)
         trend = trend.transpose(*first.dims).rename(str(name))
         trend.attrs = dict(clr[name].attrs)
@@ -768,8 +782,8 @@ def covariate_trend(clr: xr.Dataset, covariates: list[xr.DataArray],
 _TERM, _TERM2 = "_xgenfill_term", "_xgenfill_term2"
 
 
-def _trend_terms(first: xr.DataArray, covariates: list[xr.DataArray], axes, dims
-                 ) -> xr.DataArray:
+def _trend_terms(first: xr.DataArray, covariates: list[xr.DataArray], axes, dims,
+                 compute_statistics: bool = False) -> xr.DataArray:
     """The regressors of :func:`covariate_trend` along a new dimension: 1, then ``z`` and
     ``z**2`` of each covariate (in its own transform, gaps filled, standardised over the
     record); lazy for dask covariates."""
@@ -782,9 +796,19 @@ def _trend_terms(first: xr.DataArray, covariates: list[xr.DataArray], axes, dims
         require_same_grid(c, first, f"covariate {c.name!r}")
         lazy = is_lazy(c)
         c = c.astype(np.float64)
-        # a dask covariate is filled lazily (the fill leaves complete pixels as they are);
-        # values at hand only when they have gaps
-        if lazy or bool(c.isnull().any()):
+        # values at hand are filled only when they have gaps; a dask covariate is filled
+        # lazily (the fill leaves complete pixels as they are), unless it is found complete
+        # first (compute_statistics: one pass)
+        # gaps: missing where the covariate is observed at some other step (never observed
+        # is land, which no fill changes)
+        missing = c.isnull() & c.notnull().any(axes.time) if axes.time else c.isnull()
+        gappy = bool(missing.any()) if (not lazy or compute_statistics) else True
+        if gappy and lazy and compute_statistics:
+            warn(f"covariate {c.name!r} has gaps: every block read from its trend recomputes "
+                 "the covariate's anomaly fill over the whole record of the block's area. "
+                 "Fill it once first (xgenfill.inpaint(cov).to_zarr(...)) and pass the "
+                 "filled field to train from a large archive")
+        if gappy:
             c = inpaint(c, model="anomaly" if axes.time else "linear_space",
                         dims=dims).astype(np.float64)
         tf = choose_transform(c, np.empty(0) if lazy else c.values, "auto")
@@ -794,8 +818,14 @@ def _trend_terms(first: xr.DataArray, covariates: list[xr.DataArray], axes, dims
                 return tf.forward(v)
 
         z = xr.apply_ufunc(forward, c, dask="parallelized", output_dtypes=[np.float64])
-        std = z.std()
-        z = (z - z.mean()) / xr.where(std > 0, std, 1.0)
+        mean, std = z.mean(), z.std()
+        if compute_statistics and lazy:  # one pass, then numbers in the graph
+            import dask
+
+            mean, std = (float(v) for v in dask.compute(mean, std))
+        std = xr.where(std > 0, std, 1.0) if isinstance(std, xr.DataArray) else (
+            std if std > 0 else 1.0)
+        z = (z - mean) / std
         terms += [z, z ** 2]
     ones = xr.ones_like(terms[0])
     x = xr.concat([ones, *terms], dim=_TERM, coords="minimal", compat="override")
