@@ -408,10 +408,8 @@ def test_joint_model_fills_the_composition_together(with_chl, joint_model, tmp_p
                             n_samples=3, seed=2)
     filled = assert_contract(with_chl, out)
     assert filled.sum() > 0 and (out.pico_uncertainty.values[filled] > 0).any()
-    # members are drawn jointly: the same seed gives the same fill; saved and loaded too
-    again = inpaint_fractions(with_chl, NAMES, model=joint_model, covariates=["chl"],
-                              n_samples=3, seed=2)
-    xr.testing.assert_identical(out.drop_attrs(), again.drop_attrs())
+    # members are drawn jointly: the same seed gives the same fill, from the model saved and
+    # loaded too
     m.save(tmp_path / "joint")
     back = load_model(tmp_path / "joint", precision="float32", device="cpu")
     loaded = inpaint_fractions(with_chl, NAMES, model={n: back for n in NAMES},
