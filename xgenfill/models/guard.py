@@ -22,6 +22,11 @@ measures it on the data being filled, without any training:
 
 The weights, the hidden-pixel errors and the spread scale are recorded in the output's
 attributes and ``history`` and reported by :func:`xgenfill.validate`.
+
+On a dask array (:func:`xgenfill.lazy.inpaint_lazy`) the check runs once, on a window of the
+archive (:meth:`Guarded.check`), and every chunk is combined with its weights
+(:class:`Checked`, :meth:`Guarded.combine`) by the candidates that work chunk by chunk
+(:meth:`Guarded.streamable`: DINEOF and spatial interpolation need the whole field).
 """
 
 from __future__ import annotations
