@@ -290,6 +290,7 @@ def _lazy_check(guard, t, ocean, mean, std, doy, time_index, periodic_x: bool, n
     hy, hx = min(ny, CHECK_PIXELS), min(nx, CHECK_PIXELS)
     corners = sorted({(y, x) for y in np.linspace(0, ny - hy, 3).astype(int)
                       for x in np.linspace(0, nx - hx, 3).astype(int)})
+
     def one_block(arr):  # the window as one delayed numpy block (dask fuses no better)
         return arr.rechunk(arr.shape).to_delayed(optimize_graph=False).ravel()[0]
 
@@ -310,8 +311,8 @@ def _checked_on(guard, values, oceans, corners, *, doy, time_index, t0, periodic
 
     i = int(np.argmax([np.isfinite(v).sum() for v in values]))
     y, x = corners[i]
-    v, oc = np.where(oceans[i][None], values[i], np.nan), oceans[i]
-    cube = Cube(v.astype(np.float32), oc, doy=doy, time_index=time_index,
+    v, oc = values[i], oceans[i]  # float32, NaN off the sea already (as every chunk)
+    cube = Cube(v, oc, doy=doy, time_index=time_index,
                 periodic_x=periodic_x, t_offset=t0, y_index=np.arange(y, y + v.shape[1]),
                 x_index=np.arange(x, x + v.shape[2]))
     return Checked(guard, guard.check(cube, n_samples, seed))

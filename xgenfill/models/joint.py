@@ -224,7 +224,8 @@ class JointDiffusionFiller(JointModel, DiffusionFiller):
         from .nets import UNet
 
         k = self._check_fields()
-        return UNet(3 * k + self.n_context, k, tuple(self.arch["widths"]))
+        return UNet(self.first_context_channel + self.n_context, k,
+                    tuple(self.arch["widths"]))
 
     @classmethod
     def _inputs(cls, x, sigma_map, visible, ctx):

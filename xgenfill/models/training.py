@@ -250,7 +250,7 @@ def _assemble(model, src: _Source, ts: list[int], picked: list[tuple], ph: int, 
 
 
 def _whole_field_guides(model, f, t_idx, picked: list[tuple], crops, ny: int, nx: int,
-                        extent: tuple[int, int] | None = None):
+                        extent: tuple[int, int]):
     """Spatial guides and first guess of each sample over the whole field (its hidden pixels
     taken out), cropped to the sample: (B, C, ph, pw) and (B, ph, pw), None where the model
     has none."""
@@ -269,7 +269,7 @@ def _whole_field_guides(model, f, t_idx, picked: list[tuple], crops, ny: int, nx
         full = spatial_guides(f.vals[t_idx] * vis, vis)
         space = full[b, :, crops.yy, crops.xx].permute(0, 3, 1, 2)
     if model.arch.get("residual"):
-        ins = model.inside((ny, nx), dev, *(extent or (ny, nx)))
+        ins = model.inside((ny, nx), dev, *extent)  # the field, not its padding
         guess = first_guess(f, t_idx, Crops(), vis, inside=ins)[b, crops.yy, crops.xx]
     return space, guess
 
