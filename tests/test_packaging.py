@@ -58,7 +58,7 @@ def test_recipe_is_conda_forge_v1_and_matches_pyproject(pyproject, recipe):
     assert run == wanted
     extras = pyproject["optional-dependencies"]
     constraints = _conda(recipe["requirements"]["run_constraints"])
-    for extra in ("plot", "distributed"):
+    for extra in ("plot", "distributed", "landmask"):
         for name, version in map(_requirement, extras[extra]):
             assert constraints[CONDA_NAMES.get(name, name)] == version
     build_req = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]

@@ -246,13 +246,15 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "auto", *, n_sample
     seed : int or None, default 0
         Seed of the generative sampler (the same seed gives the same output, whatever the
         tiling or chunking).
-    mask : xarray.DataArray or numpy.ndarray, optional
+    mask : xarray.DataArray, numpy.ndarray or "auto", optional
         Boolean land/sea mask (True = sea, may be filled), on the data's grid; it defines the
         sea. A sea pixel never observed in the input is filled from its nearest pixel with a
         value, status ``filled_never_observed``, its uncertainty the error of that spatial
         extrapolation (:mod:`xgenfill.extrapolate`; dask inputs: status ``not_filled``, load
-        the data to fill them). Without a mask, a pixel never observed is land and is not
-        filled.
+        the data to fill them). ``"auto"``: the sea from the GLOBE 1 km land mask of the
+        optional package ``global-land-mask`` (offline; needs latitude and longitude
+        coordinates; :mod:`xgenfill.landmask`), plus every pixel the data observe. Without a
+        mask, a pixel never observed is land and is not filled.
     transform : {"auto", "log10", "logit", "identity"}, default "auto"
         ``"auto"``: log10 for chlorophyll, logit for fractions, standardisation otherwise.
     dims : dict, optional
@@ -580,8 +582,9 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         transform, land = never observed or masked).
     model : {"diffusion", "vae"} or model object, default "diffusion"
         The kind of model to train, or a trained model to train further.
-    mask : xarray.DataArray or numpy.ndarray, optional
-        Boolean land/sea mask (True = sea) on the data's grid, as in :func:`inpaint`.
+    mask : xarray.DataArray, numpy.ndarray or "auto", optional
+        Boolean land/sea mask (True = sea) on the data's grid, or ``"auto"``, as in
+        :func:`inpaint`.
     transform : {"auto", "log10", "logit", "identity"}, default "auto"
         Transform of the values, as in :func:`inpaint`; recorded with the model, which
         refuses data in another transform.

@@ -72,8 +72,8 @@ def validate_fractions(ds: xr.Dataset, variables: Sequence[str],
         Seed of the holdout and of the generative models.
     n_samples : int, default 8
         Ensemble size of generative models (their spread gives ``crps``).
-    mask : xarray.DataArray or numpy.ndarray, optional
-        Boolean land/sea mask (True = sea), as in :func:`xgenfill.inpaint_fractions`.
+    mask : xarray.DataArray, numpy.ndarray or "auto", optional
+        Boolean land/sea mask (True = sea) or ``"auto"``, as in :func:`xgenfill.inpaint_fractions`.
     dims : dict, optional
         Explicit axis names, as in :func:`xgenfill.inpaint_fractions`.
     fit : dict, optional

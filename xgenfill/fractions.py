@@ -232,8 +232,8 @@ def inpaint_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         Ensemble size, as in :func:`xgenfill.inpaint`; every member sums to 1.
     seed : int or None, default 0
         Seed of the generative models; component ``i`` is sampled with ``seed + i``.
-    mask : xarray.DataArray or numpy.ndarray, optional
-        Boolean land/sea mask (True = sea), as in :func:`xgenfill.inpaint`.
+    mask : xarray.DataArray, numpy.ndarray or "auto", optional
+        Boolean land/sea mask (True = sea) or ``"auto"``, as in :func:`xgenfill.inpaint`.
     dims : dict, optional
         Explicit axis names, as in :func:`xgenfill.inpaint`.
     progress : bool, default False
@@ -475,8 +475,8 @@ def train_fractions(ds: xr.Dataset, variables: list[str] | tuple[str, ...],
         Conditioning variables (names in ``ds`` or DataArrays on the same grid), each
         standardised in its own transform (log10 for chlorophyll); :func:`inpaint_fractions`
         then needs the same ones.
-    mask : xarray.DataArray or numpy.ndarray, optional
-        Boolean land/sea mask (True = sea), as in :func:`xgenfill.inpaint`.
+    mask : xarray.DataArray, numpy.ndarray or "auto", optional
+        Boolean land/sea mask (True = sea) or ``"auto"``, as in :func:`xgenfill.inpaint`.
     dims : dict, optional
         Explicit axis names, as in :func:`xgenfill.inpaint`.
     **train_kwargs

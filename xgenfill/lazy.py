@@ -384,7 +384,8 @@ def inpaint_lazy(da: xr.DataArray, filler: Filler, *, n_samples: int, seed: int 
             tuple(da.sizes[d] for d in extra) + (ny, nx))
         user = user[..., ::-1, :] if flip_y else user
         user = user[..., ::-1] if flip_x else user
-        ocean = ocean & user
+        if not isinstance(mask, str):  # mask="auto" adds sea, never takes an observed pixel
+            ocean = ocean & user
         # sea pixels never observed: filled eagerly (xgenfill.extrapolate), not lazily yet
         never_sea = user & ~observed_ever
     t = dsa.where(ocean[..., None, :, :], t, np.nan)

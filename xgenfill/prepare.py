@@ -173,7 +173,7 @@ def decode_input(da: xr.DataArray) -> xr.DataArray:
                        "(or CF-encoded integers with a _FillValue)")
 
 
-def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: Axes
+def _user_mask(mask: xr.DataArray | np.ndarray | str | None, da: xr.DataArray, axes: Axes
                ) -> np.ndarray | None:
     """Broadcast a user mask (True = sea, may be filled) to (F, Y, X) in the input's order."""
     full = user_mask_array(mask, da, axes)
@@ -186,12 +186,24 @@ def _user_mask(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: A
     return out
 
 
-def user_mask_array(mask: xr.DataArray | np.ndarray | None, da: xr.DataArray, axes: Axes
+def user_mask_array(mask: xr.DataArray | np.ndarray | str | None, da: xr.DataArray, axes: Axes
                     ) -> xr.DataArray | None:
     """A user mask (True = sea, may be filled), checked against the data's grid, as a boolean
     DataArray with dims (extra..., Y, X)."""
     if mask is None:
         return None
+    if isinstance(mask, str):
+        if mask != "auto":
+            raise GenfillError(f"mask={mask!r}: pass 'auto' (the sea from the GLOBE 1 km land "
+                               "mask), a boolean mask (True = sea), or None")
+        from .landmask import auto_sea_mask
+
+        mask = auto_sea_mask(da, axes)
+        if da.chunks is None:
+            # what the data observe is water too (GLOBE counts most lakes as land); lazy
+            # callers keep observed pixels as sea themselves
+            seen = np.isfinite(da)
+            mask = mask | (seen.any(axes.time) if axes.time else seen)
     if not isinstance(mask, xr.DataArray):
         arr = np.asarray(mask)
         if arr.shape != (da.sizes[axes.y], da.sizes[axes.x]):

@@ -44,8 +44,8 @@ class ArchiveSampler:
     ----------
     da : xarray.DataArray
         Dask-backed field with a time axis and two spatial axes (no other dimension).
-    mask : xarray.DataArray or numpy.ndarray, optional
-        Boolean land/sea mask (True = sea), as in :func:`xgenfill.train`.
+    mask : xarray.DataArray, numpy.ndarray or "auto", optional
+        Boolean land/sea mask (True = sea) or ``"auto"``, as in :func:`xgenfill.train`.
     transform : {"auto", "log10", "logit", "identity"}, default "auto"
         Transform of the values, as in :func:`xgenfill.train`.
     dims : dict, optional
@@ -104,7 +104,8 @@ class ArchiveSampler:
         x = canonical(da, str(da.name), tf.name, str(da.attrs.get("units", "")))
         ever = dsa.isfinite(x).any(axis=0)
         user = None
-        if mask is not None:
+        if mask is not None and not (isinstance(mask, str) and mask == "auto"):
+            # (mask="auto" adds sea that was never observed: nothing to train on there)
             user = _user_mask(mask, da, axes).reshape(ever.shape)
             user = user[::-1] if flips[0] else user
             user = user[:, ::-1] if flips[1] else user

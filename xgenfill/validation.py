@@ -171,8 +171,8 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         Ensemble size for generative models (ensemble scores need at least 2).
     cloud_size : int, default 500
         Pixels per cloud with ``holdout="clouds"``.
-    mask : xarray.DataArray or numpy.ndarray, optional
-        Boolean land/sea mask (True = sea), as in :func:`inpaint`.
+    mask : xarray.DataArray, numpy.ndarray or "auto", optional
+        Boolean land/sea mask (True = sea) or ``"auto"``, as in :func:`inpaint`.
     transform : {"auto", "log10", "logit", "identity"}, default "auto"
         Transform of the values, as in :func:`inpaint`; scores are given in it and in
         physical units.
