@@ -295,3 +295,34 @@ def test_a_streamed_check_fills_in_spatial_chunks():
     b = xgenfill.inpaint(da.chunk(time=20, lat=24), model=guard).compute()
     np.testing.assert_allclose(a.values, b.values, rtol=1e-5)
     assert int((a.notnull() & da.isnull()).sum()) > 0
+
+
+
+def test_single_image_check_is_split_by_cloud():
+    from xgenfill.models.guard import _groups
+
+    one = np.zeros((1, 10, 10), bool)
+    one[0, :2, :2] = one[0, 6:, 6:] = True
+    group = _groups(one)
+    assert group.size == one.sum() and sorted(np.unique(group)) == [1, 2]
+    many = np.zeros((3, 4, 4), bool)
+    many[0, 0] = many[2, 1] = True
+    np.testing.assert_array_equal(_groups(many), [0] * 4 + [2] * 4)
+
+
+def test_transplant_tries_other_donors_on_a_short_record():
+    from xgenfill.masks import transplant_clouds
+
+    obs = np.ones((3, 20, 20), bool)
+    obs[0, :, 10:] = False  # step 0's cloud: the right half
+    obs[1, :, :10] = False  # step 1's cloud: the left half
+    obs[2, :5] = False  # step 2's cloud: the top rows
+    ocean = np.ones((20, 20), bool)
+    # step 0 seen only on its left half; step 1's cloud covers all of it (would hide the
+    # whole image): passed over, step 2's cloud is the one used
+    hits = [bool(transplant_clouds(obs, ocean, 0.5, seed, targets=[0], tries=3)[0].any())
+            for seed in range(10)]
+    assert all(hits)
+    once = [bool(transplant_clouds(obs, ocean, 0.5, seed, targets=[0])[0].any())
+            for seed in range(10)]
+    assert not all(once)  # one draw only: some seeds pick the useless donor

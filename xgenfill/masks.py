@@ -30,7 +30,8 @@ def dineof_cv_count(n_sea_values: int) -> int:
 
 def transplant_clouds(observed: np.ndarray, ocean: np.ndarray, fraction: float = 0.1,
                       rng: np.random.Generator | int | None = 0, targets: np.ndarray | None = None,
-                      donors: np.ndarray | None = None, keep: float = 0.5) -> np.ndarray:
+                      donors: np.ndarray | None = None, keep: float = 0.5, tries: int = 1
+                      ) -> np.ndarray:
     """Hide observed pixels under real cloud masks taken from other time steps.
 
     Target steps are taken from the clearest down (or from ``targets``); each receives the
@@ -38,7 +39,9 @@ def transplant_clouds(observed: np.ndarray, ocean: np.ndarray, fraction: float =
     ocean is 10-90 % cloudy). Stops once ``fraction`` of all observed pixels is hidden, or when
     every target has been used. A pixel is never hidden so often that it keeps less than
     ``keep`` of its observations (on small domains, persistently cloudy coastal pixels would
-    otherwise lose their whole record and could not be filled by any method).
+    otherwise lose their whole record and could not be filled by any method). A donor whose
+    cloud would hide nothing, or the whole image, is passed over; with ``tries`` > 1 the target
+    then tries up to that many donors (short records, where one bad draw leaves a step out).
     """
     rng = np.random.default_rng(rng)
     observed = observed & ocean[None]
@@ -64,11 +67,17 @@ def transplant_clouds(observed: np.ndarray, ocean: np.ndarray, fraction: float =
         choices = donors[donors != t]
         if choices.size == 0:
             continue
-        donor = rng.choice(choices)
-        cloud = ~observed[donor] & ocean
-        hide = observed[t] & cloud & (budget > 0)
-        # Never hide a whole image: keep at least a few observations for context.
-        if hide.sum() >= observed[t].sum():
+        hide = None
+        for i in range(min(tries, choices.size)):
+            donor = rng.choice(choices)
+            cloud = ~observed[donor] & ocean
+            trial = observed[t] & cloud & (budget > 0)
+            # Never hide a whole image: keep at least a few observations for context.
+            if 0 < trial.sum() < observed[t].sum() or (tries == 1 and trial.sum() == 0):
+                hide = trial
+                break
+            choices = choices[choices != donor]
+        if hide is None:
             continue
         hidden[t] = hide
         budget -= hide
