@@ -71,6 +71,11 @@ def test_stack_is_shrunk_where_it_does_not_hold_across_dates():
     tricky = np.stack([truth + noise, truth + noise - 0.5 * sign * np.abs(noise)])
     w, lam = shrunk_weights(tricky, truth, group)
     assert lam <= 0.5
+    # a second candidate far worse but independent: stacking gains ~0.25 %, under MIN_GAIN
+    faint = np.stack([truth + 0.3 * rng.standard_normal(n), truth + 6.0 * rng.standard_normal(n)])
+    assert stack_weights(faint, truth)[1] > 0  # the stack alone would take it
+    w, lam = shrunk_weights(faint, truth, group)
+    assert lam == 0.0 and w.tolist() == [1.0, 0.0]
     assert ((w @ tricky - truth) ** 2).mean() <= 1.05 * ((tricky[0] - truth) ** 2).mean()
 
 

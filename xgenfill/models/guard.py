@@ -6,7 +6,8 @@ Atlantic data). Nobody can know in advance, and there is no truth inside a gap, 
 measures it on the data being filled, without any training:
 
 1. observed pixels are hidden under real clouds transplanted from other dates (about 20 % of
-   the observations; DINEOF-style clustered clouds for a single image);
+   the observations, up to 4 donor clouds tried per date; DINEOF-style clustered clouds for
+   a single image);
 2. every candidate (the pretrained network of the variable's family and the classical fills:
    ``anomaly``, ``dineof``, ``linear_time``, ``climatology``, ``linear_space``) fills them;
 3. the weights of a convex combination of the candidates (non-negative, summing to 1) are fitted
@@ -14,8 +15,9 @@ measures it on the data being filled, without any training:
    on these data gets a weight near 0 and the fill is the classical one; where it helps, it
    takes the weight it earns. The stack is then shrunk towards the best single candidate by
    how well it holds up across dates (fitted on half the hidden dates, scored on the other
-   half, :func:`shrunk_weights`), so that weights that only fit the hidden dates do not
-   carry over to the real gaps;
+   half, or cloud by cloud on a single image, :func:`shrunk_weights`; kept only where it saves
+   ``MIN_GAIN`` of that error), so that weights that only fit the hidden dates do not carry
+   over to the real gaps;
 4. the same candidates fill the real gaps and are combined with these weights. Members (for
    the uncertainty) are the network's members about the combination, their spread scaled so
    that it matches the combination's error on the hidden pixels (spread/skill 1).
