@@ -109,3 +109,22 @@ def test_auto_mask_without_the_package_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(GenfillError, match="pip install global-land-mask"):
         real_globe()
+
+
+def test_auto_mask_on_dask_marks_never_observed_sea_not_land(sea):
+    pytest.importorskip("dask")
+    da = _biscay().where(xr.DataArray(sea.values, dims=("lat", "lon")))
+    iy, ix = 5, 3
+    da[:, iy, ix] = np.nan  # sea, never observed
+    land = np.argwhere(~sea.values)[0]
+    da[:, land[0], land[1]] = 0.5  # observed water that GLOBE calls land
+    da[3, land[0], land[1]] = np.nan
+    out = xgenfill.inpaint(da.chunk({"time": 4}), model="linear_time", mask="auto",
+                           return_dataset=True).compute()
+    flag = out.chl_filled_flag
+    meanings = flag.attrs["flag_meanings"].split()
+    assert (flag.values[:, iy, ix] == meanings.index("not_filled")).all()
+    assert np.isfinite(out.chl.values[3, land[0], land[1]])
+    dry = ~sea.values
+    dry[land[0], land[1]] = False
+    assert (flag.values[:, dry] == meanings.index("land_or_masked")).all()
