@@ -80,7 +80,7 @@ def auto_sea_mask(da: xr.DataArray, axes: Axes) -> xr.DataArray:
 
     See Also
     --------
-    xgenfill.inpaint : takes ``mask="auto"``.
+    xgenfill.inpaint : Takes ``mask="auto"``.
 
     Examples
     --------
