@@ -68,7 +68,7 @@ def transplant_clouds(observed: np.ndarray, ocean: np.ndarray, fraction: float =
         if choices.size == 0:
             continue
         hide = None
-        for i in range(min(tries, choices.size)):
+        for _ in range(min(tries, choices.size)):
             donor = rng.choice(choices)
             cloud = ~observed[donor] & ocean
             trial = observed[t] & cloud & (budget > 0)
