@@ -57,6 +57,7 @@ from run_benchmarks import case_a, case_b, case_c  # noqa: E402  (same folder)
 from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 from xgenfill.models.io import load_model  # noqa: E402
 from xgenfill.models.registry import get_filler  # noqa: E402
+from xgenfill.transforms import choose_transform  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "realdata"
 WEIGHTS = ROOT / "xgenfill" / "models" / "weights"
@@ -158,7 +159,7 @@ def network_for(spec: str, folds: Path):
 
 
 def run(name: str, folds: Path, n_samples: int, holdout_fraction: float = 0.2) -> list[dict]:
-    loader, family, spec = DATASETS[name]
+    loader, _, spec = DATASETS[name]
     net, label = network_for(spec, folds)
     if net is None:
         print(f"{name}: skipped ({label})")
@@ -189,7 +190,7 @@ def run(name: str, folds: Path, n_samples: int, holdout_fraction: float = 0.2) -
     best = min(scored, key=lambda r: r["rmse"])
     # the same pixels: those where both this model and the best classical one gave a value
     # (validate() scores each model where its point and all its members are plausible)
-    to_t = np.log10 if family == "chl" else (lambda v: v)
+    to_t = choose_transform(da, np.empty(0), "auto").forward  # the space validate() scores in
     truth = to_t(res.truth.values)
     pred = {str(m) if i else "auto (default)": to_t(res.prediction.values[i])
             for i, m in enumerate(res.model.values)}

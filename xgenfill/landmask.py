@@ -14,8 +14,6 @@ package decompresses the whole 1 km globe).
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import xarray as xr
 
@@ -123,8 +121,6 @@ def auto_sea_mask(da: xr.DataArray, axes: Axes) -> xr.DataArray:
             plat = np.clip(la + a * dlat_y + b * dlat_x, -90.0, 90.0)
             plon = (lo + a * dlon_y + b * dlon_x + 180.0) % 360.0 - 180.0
             sea |= _is_sea(*globe, plat, plon)
-    del globe
-    gc.collect()
     return xr.DataArray(sea, dims=(axes.y, axes.x),
                         coords={d: da[d] for d in (axes.y, axes.x) if d in da.coords},
                         attrs={"long_name": "sea (True) from the GLOBE 1 km land mask",

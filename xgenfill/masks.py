@@ -67,17 +67,14 @@ def transplant_clouds(observed: np.ndarray, ocean: np.ndarray, fraction: float =
         choices = donors[donors != t]
         if choices.size == 0:
             continue
-        hide = None
         for _ in range(min(tries, choices.size)):
             donor = rng.choice(choices)
-            cloud = ~observed[donor] & ocean
-            trial = observed[t] & cloud & (budget > 0)
-            # Never hide a whole image: keep at least a few observations for context.
-            if 0 < trial.sum() < observed[t].sum() or (tries == 1 and trial.sum() == 0):
-                hide = trial
+            hide = observed[t] & ~observed[donor] & ocean & (budget > 0)
+            # never nothing, nor a whole image: keep at least a few observations for context
+            if 0 < hide.sum() < observed[t].sum():
                 break
             choices = choices[choices != donor]
-        if hide is None:
+        else:
             continue
         hidden[t] = hide
         budget -= hide
