@@ -24,6 +24,28 @@ def test_crps_matches_properscoring():
     assert ours == pytest.approx(ref, rel=1e-10)
 
 
+def test_rmse_ratio_interval_resamples_whole_groups():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=(30, 50))
+    # errors shared by every pixel of a group: the interval must see 30 draws, not 1500
+    pred = truth + rng.normal(size=(30, 1)) * 0.8 + 0.1 * rng.normal(size=(30, 50))
+    ref = truth + rng.normal(size=(30, 1)) * 1.0 + 0.1 * rng.normal(size=(30, 50))
+    groups = np.repeat(np.arange(30), 50)
+    ratio, lo, hi = metrics.rmse_ratio_interval(pred.ravel(), ref.ravel(), truth.ravel(),
+                                                groups)
+    by_hand = np.sqrt(np.mean((pred - truth) ** 2) / np.mean((ref - truth) ** 2))
+    assert ratio == pytest.approx(by_hand)
+    assert lo < ratio < hi
+    # the same pixels with every pixel its own group: a much narrower (overconfident) interval
+    _, lo1, hi1 = metrics.rmse_ratio_interval(pred.ravel(), ref.ravel(), truth.ravel(),
+                                              np.arange(1500))
+    assert hi1 - lo1 < 0.5 * (hi - lo)
+    # one group: no interval
+    _, a, b = metrics.rmse_ratio_interval(pred.ravel(), ref.ravel(), truth.ravel(),
+                                          np.zeros(1500))
+    assert np.isnan(a) and np.isnan(b)
+
+
 def test_deterministic_and_ensemble_scores_by_hand():
     truth = np.array([1.0, 2.0, 3.0, 4.0])
     pred = np.array([1.5, 2.0, 2.0, 5.0])

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["deterministic_scores", "crps_ensemble", "spread_skill", "interval_coverage",
-           "rank_histogram", "ensemble_scores", "zonal_spectrum", "effective_resolution"]
+           "rank_histogram", "ensemble_scores", "zonal_spectrum", "effective_resolution",
+           "rmse_ratio_interval"]
 
 
 def deterministic_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -26,6 +27,55 @@ def deterministic_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float
         else np.nan
     return dict(n=int(n), rms=rms, rmse=rmse, mae=float(np.mean(np.abs(err))),
                 bias=float(np.mean(err)), corr=corr, skill=1.0 - rmse / rms if rms > 0 else np.nan)
+
+
+def rmse_ratio_interval(pred: np.ndarray, ref: np.ndarray, truth: np.ndarray,
+                        groups: np.ndarray, level: float = 0.9, n_boot: int = 2000,
+                        seed: int = 0) -> tuple[float, float, float]:
+    """RMSE of ``pred`` over RMSE of ``ref`` on the same pixels, with a block-bootstrap
+    interval: whole groups (a held-out date, a cloud) are resampled, because neighbouring
+    pixels under one cloud share their errors and are not independent draws.
+
+    Parameters
+    ----------
+    pred, ref, truth : numpy.ndarray
+        (N,) two fills and the truth at the same held-out pixels.
+    groups : numpy.ndarray
+        (N,) the block (date or cloud label) of each pixel.
+    level : float, default 0.9
+        Central probability of the interval.
+    n_boot, seed : int
+        Bootstrap resamples and their seed.
+
+    Returns
+    -------
+    tuple of float
+        The ratio and the lower and upper ends of its interval (NaN ends with one group).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.normal(size=400)
+    >>> groups = np.repeat(np.arange(20), 20)
+    >>> ratio, lo, hi = rmse_ratio_interval(truth + 0.5 * rng.normal(size=400),
+    ...                                     truth + rng.normal(size=400), truth, groups)
+    >>> bool(lo < ratio < hi < 1.0)
+    True
+    """
+    keys, inv = np.unique(np.asarray(groups), return_inverse=True)
+    se_p = np.bincount(inv, (np.asarray(pred) - truth) ** 2, keys.size)
+    se_r = np.bincount(inv, (np.asarray(ref) - truth) ** 2, keys.size)
+    ratio = float(np.sqrt(se_p.sum() / se_r.sum()))
+    if keys.size < 2:
+        return ratio, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    # resampled groups as counts per group: one matrix product for every resample
+    counts = rng.multinomial(keys.size, np.full(keys.size, 1.0 / keys.size), n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = np.sqrt((counts @ se_p) / (counts @ se_r))
+    lo, hi = np.nanquantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return ratio, float(lo), float(hi)
 
 
 def crps_ensemble(members: np.ndarray, truth: np.ndarray) -> float:
