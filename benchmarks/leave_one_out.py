@@ -196,7 +196,7 @@ def run(name: str, folds: Path, n_samples: int, holdout_fraction: float = 0.2) -
     pred = {str(m) if i else "auto (default)": to_t(res.prediction.values[i])
             for i, m in enumerate(res.model.values)}
     ref = pred[best["model"]]
-    groups = _score_groups(truth)
+    groups = res.point_block.values  # each scored pixel's date, or cloud on a single image
     for r in rows:
         r["ratio_to_best_classical"] = r["rmse"] / best["rmse"]
         r["best_classical"] = best["model"]
@@ -213,16 +213,6 @@ def run(name: str, folds: Path, n_samples: int, holdout_fraction: float = 0.2) -
         r["ratio_common_90"] = [lo, hi]
     print(f"{name}: {wall:.0f} s")
     return rows
-
-
-def _score_groups(truth: np.ndarray) -> np.ndarray:
-    """The block of every scored pixel for the ratio's interval: its date, or on a single
-    image its cloud (connected held-out pixels)."""
-    from scipy import ndimage
-
-    if truth.ndim == 3:
-        return np.broadcast_to(np.arange(truth.shape[0])[:, None, None], truth.shape)
-    return ndimage.label(np.isfinite(truth))[0]
 
 
 def table(rows: list[dict]) -> str:

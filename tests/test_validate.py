@@ -129,6 +129,21 @@ def test_user_holdout_mask_is_used_exactly():
     res = xgenfill.validate(da, models=["linear_time"], holdout=mask)
     np.testing.assert_array_equal(res.holdout.values, mask.values)
     assert res.attrs["holdout"] == "user"
+    # each held-out pixel's block is its time step (points in time, y, x order)
+    np.testing.assert_array_equal(res.point_block.values, np.nonzero(mask.values)[0])
+
+
+def test_point_blocks_of_a_single_image_are_its_clouds():
+    from xgenfill.validation import _point_blocks
+
+    hide = np.zeros((1, 1, 8, 10), bool)
+    hide[0, 0, 1:3, 1:3] = True  # one cloud
+    hide[0, 0, 5:7, 6:9] = True  # another
+    blocks = _point_blocks(hide)
+    assert blocks.shape == (10,) and np.unique(blocks).size == 2
+    np.testing.assert_array_equal(blocks, np.repeat(blocks[[0, -1]], [4, 6]))
+    two = np.concatenate([hide, hide])  # a second field: its own clouds
+    assert np.unique(_point_blocks(two)).size == 4
 
 
 def test_ensemble_scores_for_generative_models(tiny_models):

@@ -114,6 +114,25 @@ def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepa
     return label, filler, 0.0, ""
 
 
+def _point_blocks(hide: np.ndarray) -> np.ndarray:
+    """The block of every held-out pixel, in the order of ``hide[hide]`` (F, T, Y, X): its
+    field and time step, or on a single image its cloud (connected held-out pixels). Pixels
+    of one block share their errors; a bootstrap resamples blocks, not pixels."""
+    from scipy import ndimage
+
+    nf, nt = hide.shape[:2]
+    if nt > 1:
+        return (np.arange(nf * nt).reshape(nf, nt)[:, :, None, None]
+                * np.ones(hide.shape, int))[hide]
+    labels = np.zeros(hide.shape, int)
+    offset = 0
+    for f in range(nf):
+        lab, n = ndimage.label(hide[f, 0])
+        labels[f, 0] = np.where(lab > 0, lab + offset, 0)
+        offset += n
+    return labels[hide]
+
+
 def _refit(filler: Any, fit: dict | None, cubes) -> tuple[Any, float, str]:
     """A learned model that saw the user's data (or any, with ``fit=``), refitted on
     ``cubes`` (the data without the held-out pixels)."""
@@ -202,6 +221,9 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         Scores by ``model`` (and ``space``: transformed, physical), ensemble scores, the rank
         (PIT) histogram, zonal spectra and effective resolution, the distribution of filled vs
         observed values per held-out time step, and the exact ``holdout`` mask used.
+        Per held-out pixel (``point``): the ``truth``, each model's ``prediction`` and its
+        ``point_block`` (time step, or cloud on a single image) for block-bootstrap intervals
+        such as :func:`xgenfill.metrics.rmse_ratio_interval`.
 
     Raises
     ------
@@ -343,7 +365,11 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         data["bias_by_time"] = (("model", "time"), pt[..., 1])
         data["n_by_time"] = (("model", "time"), pt[..., 2].astype(int))
         coords["time"] = prep.source[prep.axes.time].values
+    coords["point_block"] = ("point", _point_blocks(hide))
     out = xr.Dataset(data, coords=coords)
+    out["point_block"].attrs["long_name"] = (
+        "block of each held-out pixel for resampling: its time step (of its field), or its "
+        "cloud on a single image (see xgenfill.metrics.rmse_ratio_interval)")
     # the exact hold-out mask, on the input's grid and dimension order
     from .post import _to_source_layout
 

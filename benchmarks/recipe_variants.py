@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""Variants of the fit recipe (``train(da)`` + ``inpaint(da, network=model)``) on the same
+held-out pixels, to see which lever could take it from 0.93x to 0.90x of the best classical
+fill on cases A and C.
+
+    python benchmarks/recipe_variants.py --case C [--steps 700] [--out benchmarks/results]
+
+Every network is trained once on the case's data with the held-out pixels removed (so
+``validate`` need not refit it) and scored inside the recipe's check (``Guarded``) on the
+benchmark's pixels, beside DINEOF and the anomaly fill:
+
+- ``recipe``: the recipe as shipped (seed 0), and ``recipe seed 1``;
+- ``mean of 2 seeds``: the mean of the two fitted networks' point estimates (a deep ensemble);
+- ``flips``: the seed-0 network's point estimate averaged over the four flips of the field
+  (test-time augmentation), and the same for a network trained with ``augment=True``;
+- ``+ fitted VAE``: a VAE fitted the same way, as one more candidate of the check;
+- ``check on validation dates``: the check hides pixels only on the dates the network was not
+  trained on (is the check fooled by a network that has seen its pixels?).
+
+Writes a Markdown and a JSON table (RMSE, ratio to the best classical fill with its 90 %
+interval over resampled dates, the check's weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import xgenfill  # noqa: E402
+import xgenfill.models.guard as guard  # noqa: E402
+import xgenfill.models.training as training  # noqa: E402
+from record import stamp, write_record  # noqa: E402  (same folder)
+from run_benchmarks import CASES  # noqa: E402  (same folder)
+from xgenfill.masks import coverage, transplant_clouds  # noqa: E402
+from xgenfill.metrics import rmse_ratio_interval  # noqa: E402
+from xgenfill.models.base import Fill, Filler  # noqa: E402
+from xgenfill.transforms import TRANSFORMS  # noqa: E402
+
+
+class MeanOf(Filler):
+    """The mean of several fitted networks' point estimates."""
+
+    name = "mean_of_networks"
+
+    def __init__(self, models: list[Filler]) -> None:
+        self.models = models
+        self.weights_hash, self.meta = models[0].weights_hash, models[0].meta
+
+    @property
+    def has_point_estimate(self) -> bool:
+        return True
+
+    def fill(self, cube, n_samples=1, seed=0):
+        best = np.mean([m.fill(cube, n_samples=1, seed=seed).best() for m in self.models], 0)
+        return Fill(samples=best[None], mean=best)
+
+
+class Flipped(Filler):
+    """A network's point estimate averaged over the four flips of the field."""
+
+    name = "flipped"
+
+    def __init__(self, model: Filler) -> None:
+        self.model = model
+        self.weights_hash, self.meta = model.weights_hash, model.meta
+
+    @property
+    def has_point_estimate(self) -> bool:
+        return True
+
+    def fill(self, cube, n_samples=1, seed=0):
+        total = 0.0
+        for axes in ((), (-2,), (-1,), (-2, -1)):
+            def flip(a, axes=axes):
+                return None if a is None else np.ascontiguousarray(np.flip(a, axes) if axes
+                                                                   else a)
+            flipped = replace(cube, values=flip(cube.values), ocean=flip(cube.ocean),
+                              covariates=flip(cube.covariates))
+            total = total + flip(self.model.fill(flipped, n_samples=1, seed=seed).best())
+        best = total / 4
+        return Fill(samples=best[None], mean=best)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--case", choices=list(CASES), default="C")
+    p.add_argument("--steps", type=int, default=700)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    when = stamp()
+    da, holdout, extra = CASES[args.case]()
+    if isinstance(holdout, str):  # the benchmark's own draw (run_benchmarks: fraction 0.1)
+        holdout = xgenfill.validate(da, models=["linear_time"], holdout=holdout, fraction=0.1,
+                                    seed=0, **extra).holdout
+        holdout = holdout.isel(model=0) if "model" in holdout.dims else holdout
+    holdout = holdout.astype(bool)
+    train_on = da.where(~holdout)
+    kw = {k: v for k, v in extra.items() if k == "mask"}
+
+    val_steps = []  # the validation dates of each fit, in order
+    init = training._Source.__init__
+
+    def spy(self, *a, **k):
+        init(self, *a, **k)
+        val_steps.append(self.val_steps.copy())
+
+    training._Source.__init__ = spy
+    nets, fit_s = {}, {}
+    for label, model, seed, aug in (("diffusion seed 0", "diffusion", 0, False),
+                                    ("diffusion seed 1", "diffusion", 1, False),
+                                    ("diffusion augment", "diffusion", 0, True),
+                                    ("vae", "vae", 0, False)):
+        t0 = time.perf_counter()
+        net = xgenfill.train(train_on, model=model, max_steps=args.steps, seed=seed,
+                             augment=aug, device="cpu", **kw)
+        # trained without the held-out pixels: validate() must not refit it
+        net.meta = {**net.meta, "trained_on": "data without the held-out pixels"}
+        nets[label], fit_s[label] = net, time.perf_counter() - t0
+        print(f"fit {label}: {fit_s[label]:.0f} s", flush=True)
+    training._Source.__init__ = init
+    d0, d1 = nets["diffusion seed 0"], nets["diffusion seed 1"]
+    specs = {
+        "dineof": "dineof", "anomaly": "anomaly",
+        "recipe": guard.Guarded(d0, guard.CLASSICAL),
+        "recipe seed 1": guard.Guarded(d1, guard.CLASSICAL),
+        "mean of 2 seeds": guard.Guarded(MeanOf([d0, d1]), guard.CLASSICAL),
+        "flips": guard.Guarded(Flipped(d0), guard.CLASSICAL),
+        "augment + flips": guard.Guarded(Flipped(nets["diffusion augment"]),
+                                         guard.CLASSICAL),
+        "+ fitted VAE": guard.Guarded(d0, [nets["vae"], *guard.CLASSICAL]),
+        "check on validation dates": guard.Guarded(d0, guard.CLASSICAL),
+    }
+    orig_holdout = guard._holdout
+
+    def on_validation_dates(cube, fraction, seed):
+        obs = cube.observed & cube.ocean[None]
+        steps = val_steps[0]
+        targets = steps[np.argsort(-coverage(obs, cube.ocean)[steps], kind="stable")]
+        return transplant_clouds(obs, cube.ocean, fraction, seed, targets=targets, tries=4)
+
+    preds, rows = {}, []
+    for label, spec in specs.items():
+        guard._holdout = on_validation_dates if label.startswith("check on") else orig_holdout
+        t0 = time.perf_counter()
+        res = xgenfill.validate(da, models=[spec], holdout=holdout, n_samples=1, seed=0, **extra)
+        wall = time.perf_counter() - t0
+        r = res.isel(model=0)
+        tf = TRANSFORMS[res.attrs["transform"]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            preds[label] = tf.forward(r.prediction.values)
+            truth = tf.forward(res.truth.values)
+        rows.append({"case": args.case, "variant": label, "guard": str(r.guard.values),
+                     "fill_s": wall})
+        print(f"{label}: {float(r.rmse.sel(space='transformed')):.4f} ({wall:.0f} s)",
+              flush=True)
+    guard._holdout = orig_holdout
+    common = np.isfinite(truth) & np.all([np.isfinite(v) for v in preds.values()], axis=0)
+    err = {k: float(np.sqrt(np.mean((v[common] - truth[common]) ** 2)))
+           for k, v in preds.items()}
+    ref = min(("dineof", "anomaly"), key=err.get)
+    groups = res.point_block.values[common]  # each scored pixel's date
+    for row in rows:
+        ratio, lo, hi = rmse_ratio_interval(preds[row["variant"]][common], preds[ref][common],
+                                            truth[common], groups)
+        row.update(n=int(common.sum()), rmse=err[row["variant"]], ratio=ratio,
+                   ratio_90=[lo, hi], reference=ref)
+    lines = [f"Case {args.case}, {args.steps} fit steps per network (fits: "
+             + ", ".join(f"{k} {v:.0f} s" for k, v in fit_s.items()) + ")", "",
+             "| variant | n | RMSE | / best classical | 90 % interval (dates resampled) | "
+             "check's weights |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['n']} | {r['rmse']:.4f} | {r['ratio']:.3f} | "
+                     f"{r['ratio_90'][0]:.3f}-{r['ratio_90'][1]:.3f} | {r['guard']} |")
+    meta = {"date": when, "machine": platform.platform(), "torch": torch.__version__,
+            "torch_threads": 1, "case": args.case, "steps": args.steps,
+            "fit_seconds": fit_s}
+    print(write_record(args.out, f"recipe-variants-{when}-{args.case}",
+                       f"fit recipe variants {when}", meta, rows, "\n".join(lines)))
+
+
+if __name__ == "__main__":
+    main()
