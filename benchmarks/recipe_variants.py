@@ -90,6 +90,60 @@ class Flipped(Filler):
         return Fill(samples=best[None], mean=best)
 
 
+def case_data(case: str):
+    """A benchmark case: the field, the benchmark's held-out pixels (the same draw as
+    run_benchmarks: transplanted clouds, fraction 0.1, seed 0), the field without them (what
+    the networks train on) and validate's extra arguments."""
+    da, holdout, extra = CASES[case]()
+    if isinstance(holdout, str):
+        holdout = xgenfill.validate(da, models=["linear_time"], holdout=holdout, fraction=0.1,
+                                    seed=0, **extra).holdout
+        holdout = holdout.isel(model=0) if "model" in holdout.dims else holdout
+    holdout = holdout.astype(bool)
+    return da, holdout, da.where(~holdout), extra
+
+
+def score(da, holdout, extra, specs: dict) -> tuple[list[dict], dict, np.ndarray, np.ndarray]:
+    """Every spec on the held-out pixels: rows, predictions and truth (transformed units),
+    and each pixel's block."""
+    preds, rows = {}, []
+    for label, spec in specs.items():
+        t0 = time.perf_counter()
+        res = xgenfill.validate(da, models=[spec], holdout=holdout, n_samples=1, seed=0, **extra)
+        r = res.isel(model=0)
+        tf = TRANSFORMS[res.attrs["transform"]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            preds[label] = tf.forward(r.prediction.values)
+            truth = tf.forward(res.truth.values)
+        rows.append({"variant": label, "guard": str(r.guard.values),
+                     "fill_s": time.perf_counter() - t0})
+        print(f"{label}: {float(r.rmse.sel(space='transformed')):.4f}", flush=True)
+    return rows, preds, truth, res.point_block.values
+
+
+def ratios(rows: list[dict], preds: dict, truth: np.ndarray, blocks: np.ndarray) -> None:
+    """Each row's RMSE and ratio to the better of DINEOF and the anomaly fill, on the pixels
+    every spec filled, with a 90 % interval over resampled dates."""
+    common = np.isfinite(truth) & np.all([np.isfinite(v) for v in preds.values()], axis=0)
+    err = {k: float(np.sqrt(np.mean((v[common] - truth[common]) ** 2)))
+           for k, v in preds.items()}
+    ref = min(("dineof", "anomaly"), key=err.get)
+    for row in rows:
+        ratio, lo, hi = rmse_ratio_interval(preds[row["variant"]][common], preds[ref][common],
+                                            truth[common], blocks[common])
+        row.update(n=int(common.sum()), rmse=err[row["variant"]], ratio=ratio,
+                   ratio_90=[lo, hi], reference=ref)
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| variant | n | RMSE | / best classical | 90 % interval (dates resampled) | "
+             "check's weights |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['n']} | {r['rmse']:.4f} | {r['ratio']:.3f} | "
+                     f"{r['ratio_90'][0]:.3f}-{r['ratio_90'][1]:.3f} | {r['guard']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--case", choices=list(CASES), default="C")
@@ -100,13 +154,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     when = stamp()
-    da, holdout, extra = CASES[args.case]()
-    if isinstance(holdout, str):  # the benchmark's own draw (run_benchmarks: fraction 0.1)
-        holdout = xgenfill.validate(da, models=["linear_time"], holdout=holdout, fraction=0.1,
-                                    seed=0, **extra).holdout
-        holdout = holdout.isel(model=0) if "model" in holdout.dims else holdout
-    holdout = holdout.astype(bool)
-    train_on = da.where(~holdout)
+    da, holdout, train_on, extra = case_data(args.case)
     kw = {k: v for k, v in extra.items() if k == "mask"}
 
     val_steps = []  # the validation dates of each fit, in order
@@ -150,44 +198,21 @@ def main() -> None:
         targets = steps[np.argsort(-coverage(obs, cube.ocean)[steps], kind="stable")]
         return transplant_clouds(obs, cube.ocean, fraction, seed, targets=targets, tries=4)
 
-    preds, rows = {}, []
-    for label, spec in specs.items():
+    rows, preds = [], {}
+    for label, spec in specs.items():  # one at a time: the last one checks differently
         guard._holdout = on_validation_dates if label.startswith("check on") else orig_holdout
-        t0 = time.perf_counter()
-        res = xgenfill.validate(da, models=[spec], holdout=holdout, n_samples=1, seed=0, **extra)
-        wall = time.perf_counter() - t0
-        r = res.isel(model=0)
-        tf = TRANSFORMS[res.attrs["transform"]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            preds[label] = tf.forward(r.prediction.values)
-            truth = tf.forward(res.truth.values)
-        rows.append({"case": args.case, "variant": label, "guard": str(r.guard.values),
-                     "fill_s": wall})
-        print(f"{label}: {float(r.rmse.sel(space='transformed')):.4f} ({wall:.0f} s)",
-              flush=True)
+        r, p, truth, blocks = score(da, holdout, extra, {label: spec})
+        rows += r
+        preds.update(p)
     guard._holdout = orig_holdout
-    common = np.isfinite(truth) & np.all([np.isfinite(v) for v in preds.values()], axis=0)
-    err = {k: float(np.sqrt(np.mean((v[common] - truth[common]) ** 2)))
-           for k, v in preds.items()}
-    ref = min(("dineof", "anomaly"), key=err.get)
-    groups = res.point_block.values[common]  # each scored pixel's date
-    for row in rows:
-        ratio, lo, hi = rmse_ratio_interval(preds[row["variant"]][common], preds[ref][common],
-                                            truth[common], groups)
-        row.update(n=int(common.sum()), rmse=err[row["variant"]], ratio=ratio,
-                   ratio_90=[lo, hi], reference=ref)
-    lines = [f"Case {args.case}, {args.steps} fit steps per network (fits: "
-             + ", ".join(f"{k} {v:.0f} s" for k, v in fit_s.items()) + ")", "",
-             "| variant | n | RMSE | / best classical | 90 % interval (dates resampled) | "
-             "check's weights |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | {r['n']} | {r['rmse']:.4f} | {r['ratio']:.3f} | "
-                     f"{r['ratio_90'][0]:.3f}-{r['ratio_90'][1]:.3f} | {r['guard']} |")
+    ratios(rows, preds, truth, blocks)
+    body = (f"Case {args.case}, {args.steps} fit steps per network (fits: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in fit_s.items()) + ")\n\n" + table(rows))
     meta = {"date": when, "machine": platform.platform(), "torch": torch.__version__,
             "torch_threads": 1, "case": args.case, "steps": args.steps,
             "fit_seconds": fit_s}
     print(write_record(args.out, f"recipe-variants-{when}-{args.case}",
-                       f"fit recipe variants {when}", meta, rows, "\n".join(lines)))
+                       f"fit recipe variants {when}", meta, rows, body))
 
 
 if __name__ == "__main__":
