@@ -196,7 +196,7 @@ def run(name: str, folds: Path, n_samples: int, holdout_fraction: float = 0.2) -
     pred = {str(m) if i else "auto (default)": to_t(res.prediction.values[i])
             for i, m in enumerate(res.model.values)}
     ref = pred[best["model"]]
-    groups = res.point_block.values  # each scored pixel's date, or cloud on a single image
+    groups = res.point_block.values  # each scored pixel's date (its cloud if one date)
     for r in rows:
         r["ratio_to_best_classical"] = r["rmse"] / best["rmse"]
         r["best_classical"] = best["model"]

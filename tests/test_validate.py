@@ -142,8 +142,15 @@ def test_point_blocks_of_a_single_image_are_its_clouds():
     blocks = _point_blocks(hide)
     assert blocks.shape == (10,) and np.unique(blocks).size == 2
     np.testing.assert_array_equal(blocks, np.repeat(blocks[[0, -1]], [4, 6]))
-    two = np.concatenate([hide, hide])  # a second field: its own clouds
-    assert np.unique(_point_blocks(two)).size == 4
+    # the same clouds on one date of a record: still its clouds
+    record = np.zeros((1, 5, 8, 10), bool)
+    record[0, 3] = hide[0, 0]
+    np.testing.assert_array_equal(_point_blocks(record), blocks)
+    # held-out pixels on two dates (or two fields): the dates are the blocks
+    record[0, 1, 0, 0] = True
+    np.testing.assert_array_equal(_point_blocks(record), [1] + [3] * 10)
+    two = np.concatenate([hide, hide])
+    np.testing.assert_array_equal(_point_blocks(two), [0] * 10 + [1] * 10)
 
 
 def test_ensemble_scores_for_generative_models(tiny_models):

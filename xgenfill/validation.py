@@ -116,20 +116,18 @@ def _resolve(spec: Any, model_kwargs: dict, fit: dict | None, cubes, prep: Prepa
 
 def _point_blocks(hide: np.ndarray) -> np.ndarray:
     """The block of every held-out pixel, in the order of ``hide[hide]`` (F, T, Y, X): its
-    field and time step, or on a single image its cloud (connected held-out pixels). Pixels
-    of one block share their errors; a bootstrap resamples blocks, not pixels."""
+    field and time step, or, where one step holds every held-out pixel (a single image, or a
+    benchmark that hides one date), its cloud (connected held-out pixels). Pixels of one
+    block share their errors; a bootstrap resamples blocks, not pixels."""
     from scipy import ndimage
 
     nf, nt = hide.shape[:2]
-    if nt > 1:
+    if hide.any(axis=(2, 3)).sum() > 1:
         return (np.arange(nf * nt).reshape(nf, nt)[:, :, None, None]
                 * np.ones(hide.shape, int))[hide]
     labels = np.zeros(hide.shape, int)
-    offset = 0
-    for f in range(nf):
-        lab, n = ndimage.label(hide[f, 0])
-        labels[f, 0] = np.where(lab > 0, lab + offset, 0)
-        offset += n
+    f, t = np.argwhere(hide.any(axis=(2, 3)))[0] if hide.any() else (0, 0)
+    labels[f, t] = ndimage.label(hide[f, t])[0]
     return labels[hide]
 
 
@@ -222,7 +220,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         (PIT) histogram, zonal spectra and effective resolution, the distribution of filled vs
         observed values per held-out time step, and the exact ``holdout`` mask used.
         Per held-out pixel (``point``): the ``truth``, each model's ``prediction`` and its
-        ``point_block`` (time step, or cloud on a single image) for block-bootstrap intervals
+        ``point_block`` (time step, or cloud when one image holds them all) for block-bootstrap intervals
         such as :func:`xgenfill.metrics.rmse_ratio_interval`.
 
     Raises
@@ -369,7 +367,7 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
     out = xr.Dataset(data, coords=coords)
     out["point_block"].attrs["long_name"] = (
         "block of each held-out pixel for resampling: its time step (of its field), or its "
-        "cloud on a single image (see xgenfill.metrics.rmse_ratio_interval)")
+        "cloud when one image holds them all (see xgenfill.metrics.rmse_ratio_interval)")
     # the exact hold-out mask, on the input's grid and dimension order
     from .post import _to_source_layout
 
