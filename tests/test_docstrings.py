@@ -28,7 +28,10 @@ ACCESSOR_METHODS = [
 PUBLIC = ([f"xgenfill.{name}" for name in xgenfill.__all__ if name != "__version__"]
           + ["xgenfill.accessor.GenfillDataArrayAccessor",
              "xgenfill.accessor.GenfillDatasetAccessor"]
-          + ACCESSOR_METHODS + ["xgenfill.plot.plot_fill", "xgenfill.plot.plot_validation"])
+          + ACCESSOR_METHODS + ["xgenfill.plot.plot_fill", "xgenfill.plot.plot_validation"]
+          # the submodule entries of the API page (docs/api.rst)
+          + ["xgenfill.fractions.covariate_trend", "xgenfill.landmask.auto_sea_mask",
+             "xgenfill.streaming.ArchiveSampler", "xgenfill.metrics.rmse_ratio_interval"])
 
 
 def _resolve(name: str):

@@ -59,6 +59,9 @@ def _spacing(coord: np.ndarray, axis: int) -> np.ndarray:
 def auto_sea_mask(da: xr.DataArray, axes: Axes) -> xr.DataArray:
     """Boolean ``(y, x)`` sea mask of ``da``'s grid from the GLOBE 1 km land mask.
 
+    A cell is sea when any of 3 x 3 points over its footprint is, so that a partly wet
+    coastal cell may be filled; what ``mask="auto"`` uses.
+
     Parameters
     ----------
     da : xarray.DataArray
@@ -84,6 +87,7 @@ def auto_sea_mask(da: xr.DataArray, axes: Axes) -> xr.DataArray:
     --------
     >>> import numpy as np, xarray as xr
     >>> from xgenfill.axes import find_axes
+    >>> from xgenfill.landmask import auto_sea_mask
     >>> da = xr.DataArray(np.zeros((3, 4)), dims=("lat", "lon"),  # Bay of Biscay to France
     ...                   coords={"lat": [45.0, 45.1, 45.2], "lon": [-3.0, -2.9, 0.9, 1.0]})
     >>> auto_sea_mask(da, find_axes(da)).values.tolist()

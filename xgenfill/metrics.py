@@ -32,9 +32,10 @@ def deterministic_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float
 def rmse_ratio_interval(pred: np.ndarray, ref: np.ndarray, truth: np.ndarray,
                         groups: np.ndarray, level: float = 0.9, n_boot: int = 2000,
                         seed: int = 0) -> tuple[float, float, float]:
-    """RMSE of ``pred`` over RMSE of ``ref`` on the same pixels, with a block-bootstrap
-    interval: whole groups (a held-out date, a cloud) are resampled, because neighbouring
-    pixels under one cloud share their errors and are not independent draws.
+    """The ratio of two fills' RMSEs on the same pixels, with a block-bootstrap interval.
+
+    Whole groups (a held-out date, a cloud) are resampled, because neighbouring pixels under
+    one cloud share their errors and are not independent draws.
 
     Parameters
     ----------
@@ -52,9 +53,14 @@ def rmse_ratio_interval(pred: np.ndarray, ref: np.ndarray, truth: np.ndarray,
     tuple of float
         The ratio and the lower and upper ends of its interval (NaN ends with one group).
 
+    See Also
+    --------
+    xgenfill.validate : Its ``point_block`` is the group of each held-out pixel.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from xgenfill.metrics import rmse_ratio_interval
     >>> rng = np.random.default_rng(0)
     >>> truth = rng.normal(size=400)
     >>> groups = np.repeat(np.arange(20), 20)

@@ -40,6 +40,10 @@ class _Lazy:
 class ArchiveSampler:
     """Random training blocks of a dask-backed field (and its covariates), normalised.
 
+    What :func:`xgenfill.train` reads a dask- or zarr-backed archive through: normalisation
+    statistics computed lazily, then blocks drawn at random so that memory is set by the block
+    and the cache, not by the archive.
+
     Parameters
     ----------
     da : xarray.DataArray
