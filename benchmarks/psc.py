@@ -312,7 +312,8 @@ def main() -> None:
              "| fill s |", "|" + "---|" * 16]
     for r in rows:
         lines.append(
-            f"| {r['model']}{' *' if r['baseline'] else ''} | {r['n']} | {r['share_filled']:.3f} | {r['rmse']:.4f} | "
+            f"| {r['model']}{' *' if r['baseline'] else ''} | {r['n']} | "
+            f"{r['share_filled']:.3f} | {r['rmse']:.4f} | "
             f"{r['rmse'] / best['rmse']:.3f} | {r['rmse_pico']:.4f} | {r['rmse_nano']:.4f} | "
             f"{r['rmse_micro']:.4f} | {r['clr_rmse']:.3f} | {r['mae']:.4f} | "
             f"{r.get('crps', float('nan')):.4f} | {r.get('member_sum_dev', r['sum_dev']):.1e} | "

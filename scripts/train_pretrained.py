@@ -107,7 +107,8 @@ def prepare(realdata: Path, out: Path) -> None:
         meta = {"sources": stats, "descriptions": CHL_SOURCES if var == "chl" else SST_SOURCES,
                 "excluded": {"phytofit_2015_days": [str(d)[:10] for d in
                                                     pf.time.values[targets]],
-                             "files": ["dineof_alboran (case B)", "coastwatch_occci_oahu (case C)"]},
+                             "files": ["dineof_alboran (case B)",
+                                       "coastwatch_occci_oahu (case C)"]},
                 "cloud_library": f"{len(library)} PhytoFit 2015 daily cloud masks (10-90 % cloud)"}
         (out / f"{var}.json").write_text(json.dumps(meta, indent=1))
         print(f"wrote {out / f'{var}.npz'}: {list(items)}")

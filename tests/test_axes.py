@@ -32,7 +32,8 @@ def test_axes_from_attributes_only():
 
 def test_curvilinear_2d_coordinates():
     da = make_chl().rename(lat="j", lon="i")
-    lat2d, lon2d = np.meshgrid(np.linspace(40, 45, da.sizes["j"]), np.linspace(-60, -52, da.sizes["i"]),
+    lat2d, lon2d = np.meshgrid(np.linspace(40, 45, da.sizes["j"]),
+                               np.linspace(-60, -52, da.sizes["i"]),
                                indexing="ij")
     da = da.drop_vars(["j", "i"]).rename(j="eta", i="xi")
     da = da.assign_coords(nav_lat=(("eta", "xi"), lat2d, {"standard_name": "latitude"}),

@@ -18,7 +18,8 @@ def test_linear_time_is_exact_on_linear_signal():
 
 def test_linear_time_uses_real_time_spacing():
     t = np.array([0.0, 1.0, 10.0])
-    v = np.array([0.0, np.nan, 10.0], dtype=np.float32)[:, None, None] * np.ones((3, 4, 4), np.float32)
+    v = (np.array([0.0, np.nan, 10.0], dtype=np.float32)[:, None, None]
+         * np.ones((3, 4, 4), np.float32))
     out = LinearTime().fill(Cube(v, np.ones((4, 4), bool), time_index=t)).samples[0]
     np.testing.assert_allclose(out[1], 1.0)
 
@@ -34,7 +35,8 @@ def test_linear_space_is_exact_on_plane():
 
 def test_climatology_averages_same_season():
     doy = np.array([10, 20, 200, 375 - 365, 20], dtype=np.float32)
-    v = np.array([1, 3, 100, 5, np.nan], dtype=np.float32)[:, None, None] * np.ones((5, 4, 4), np.float32)
+    v = (np.array([1, 3, 100, 5, np.nan], dtype=np.float32)[:, None, None]
+         * np.ones((5, 4, 4), np.float32))
     out = Climatology(window=15).fill(Cube(v, np.ones((4, 4), bool), doy=doy)).samples[0]
     np.testing.assert_allclose(out[4], np.mean([1, 3, 5]))
 

@@ -42,7 +42,6 @@ def globe_once():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(landmask, "_globe", lambda: cached)
         yield
-    del cached
 
 
 @pytest.fixture(scope="module")

@@ -616,7 +616,8 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         nothing it cannot change; otherwise, with no architecture asked for, train from
         scratch as a residual correction of the anomaly fill (``residual=True``); with an
         architecture of your own in ``arch`` (``widths=``, ``window=``...), from scratch
-        exactly as asked. ``None``: from scratch as ``arch`` says. The start is recorded in ``meta["training"]["init"]``.
+        exactly as asked. ``None``: from scratch as ``arch`` says. The start is recorded in
+        ``meta["training"]["init"]``.
         Fill with the result through the default's check, ``inpaint(da, network=model)``,
         or alone, ``inpaint(da, model=model)``.
     batch_size : int, default 16

@@ -167,4 +167,5 @@ def effective_resolution(err_psd: np.ndarray, sig_psd: np.ndarray, length: int) 
     # interpolate between the last resolved and the first unresolved wavenumber
     r0, r1 = ratio[i - 1], ratio[i]
     frac = (0.5 - r0) / (r1 - r0) if r1 != r0 else 0.0
-    return float(1.0 / (1.0 / wavelength[i - 1] + frac * (1.0 / wavelength[i] - 1.0 / wavelength[i - 1])))
+    k0, k1 = 1.0 / wavelength[i - 1], 1.0 / wavelength[i]  # wavenumbers
+    return float(1.0 / (k0 + frac * (k1 - k0)))

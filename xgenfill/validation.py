@@ -123,8 +123,8 @@ def _point_blocks(hide: np.ndarray) -> np.ndarray:
 
     nf, nt = hide.shape[:2]
     if hide.any(axis=(2, 3)).sum() > 1:
-        return (np.arange(nf * nt).reshape(nf, nt)[:, :, None, None]
-                * np.ones(hide.shape, int))[hide]
+        f_idx, t_idx = np.nonzero(hide)[:2]  # in the order of hide[hide]
+        return f_idx * nt + t_idx
     labels = np.zeros(hide.shape, int)
     f, t = np.argwhere(hide.any(axis=(2, 3)))[0] if hide.any() else (0, 0)
     labels[f, t] = ndimage.label(hide[f, t])[0]
@@ -220,8 +220,8 @@ def validate(da: xr.DataArray, models: Sequence[Any] | Any = ("dineof",), *,
         (PIT) histogram, zonal spectra and effective resolution, the distribution of filled vs
         observed values per held-out time step, and the exact ``holdout`` mask used.
         Per held-out pixel (``point``): the ``truth``, each model's ``prediction`` and its
-        ``point_block`` (time step, or cloud when one image holds them all) for block-bootstrap intervals
-        such as :func:`xgenfill.metrics.rmse_ratio_interval`.
+        ``point_block`` (time step, or cloud when one image holds them all) for
+        block-bootstrap intervals such as :func:`xgenfill.metrics.rmse_ratio_interval`.
 
     Raises
     ------
