@@ -17,8 +17,8 @@ Brewin et al. (2010): ``C_pn = 1.057 (1 - exp(-0.851 C))``, ``C_p = 0.107 (1 - e
 C))``, with a smooth random modulation of pico's share of the small cells (the logit of
 ``C_p / C_pn`` shifted by 0.3 times a Gaussian random field smoothed over 3 months and 4
 pixels) that chlorophyll does not explain, and real MODIS cloud masks (from the bundled
-PhytoFit sample) on top of chlorophyll's own gaps. Their truth is known under those clouds, so the fills are scored
-there. The full benchmark is ``benchmarks/psc.py``.
+PhytoFit sample) on top of chlorophyll's own gaps. Their truth is known under those clouds,
+so the fills are scored there. The full benchmark is ``benchmarks/psc.py``.
 """
 
 import matplotlib.pyplot as plt
