@@ -122,9 +122,7 @@ def replay(name: str) -> dict:
     loader, _, spec = loo.DATASETS[name]
     net, _ = loo.network_for(spec, ROOT / "benchmarks" / "folds")
     da, holdout, mask = loader()
-    single = "time" not in da.dims
-    classical = [m for m in guard.CLASSICAL if not (single and loo.get_filler(m).needs_time)]
-    the_guard = guard.Guarded(net, guard.CLASSICAL, guard.HOLDOUT)
+    models, classical = loo.models_for(da, net, guard.HOLDOUT)
     kept = []
     check = guard.Guarded.check
 
@@ -135,8 +133,8 @@ def replay(name: str) -> dict:
 
     guard.shrunk_weights, guard.Guarded.check = spy, keep
     try:
-        res = xgenfill.validate(da, models=[the_guard, *classical, net], holdout=holdout,
-                                mask=mask, n_samples=1, seed=0)
+        res = xgenfill.validate(da, models=models, holdout=holdout, mask=mask, n_samples=1,
+                                seed=0)
     finally:
         guard.shrunk_weights, guard.Guarded.check = original, check
     to_t = choose_transform(da, np.empty(0), "auto").forward

@@ -159,6 +159,17 @@ def network_for(spec: str, folds: Path):
     return load_model(WEIGHTS / spec), spec
 
 
+def models_for(da: xr.DataArray, net, holdout_fraction: float = 0.2) -> tuple[list, list]:
+    """What a dataset is scored with: the default (the network in the check), the classical
+    fills that apply and the network alone; and the names of those classical fills."""
+    # a single image: only the classical fills without a time axis apply (the default's
+    # check drops the others itself)
+    single = "time" not in da.dims
+    classical = [m for m in CLASSICAL
+                 if not (single and get_filler(m).needs_time)]
+    return [Guarded(net, CLASSICAL, holdout_fraction), *classical, net], classical
+
+
 def run(name: str, folds: Path, n_samples: int, holdout_fraction: float = 0.2) -> list[dict]:
     loader, _, spec = DATASETS[name]
     net, label = network_for(spec, folds)
@@ -166,13 +177,7 @@ def run(name: str, folds: Path, n_samples: int, holdout_fraction: float = 0.2) -
         print(f"{name}: skipped ({label})")
         return []
     da, holdout, mask = loader()
-    guard = Guarded(net, CLASSICAL, holdout_fraction)
-    # a single image: only the classical fills without a time axis apply (the default's
-    # check drops the others itself)
-    single = "time" not in da.dims
-    classical = [m for m in CLASSICAL
-                 if not (single and get_filler(m).needs_time)]
-    models = [guard, *classical, net]
+    models, classical = models_for(da, net, holdout_fraction)
     t0 = time.perf_counter()
     res = xgenfill.validate(da, models=models, holdout=holdout, mask=mask, n_samples=n_samples,
                             seed=0)
@@ -228,7 +233,7 @@ def table(rows: list[dict]) -> str:
               "|---|---|---|---|---|"]
     for r in rows:
         if r["model"] == "auto (default)":
-            lo, hi = r.get("ratio_common_90", [float("nan")] * 2)
+            lo, hi = r["ratio_common_90"]
             lines.append(f"| {r['dataset']} | {r['ratio_common']:.3f} "
                          f"({r['best_classical']}) | {lo:.3f}-{hi:.3f} | {r['crps']:.4f} < "
                          f"{r['best_classical_mae']:.4f}: "

@@ -14,15 +14,13 @@ import argparse
 import itertools
 import platform
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import xgenfill  # noqa: E402
 from record import stamp, write_record  # noqa: E402  (same folder)
-from recipe_variants import case_data, ratios, score, table  # noqa: E402  (same folder)
+from recipe_variants import case_data, fit, ratios, score, table  # noqa: E402  (same folder)
 from run_benchmarks import CASES  # noqa: E402  (same folder)
 from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 
@@ -40,16 +38,10 @@ def main() -> None:
     torch.set_num_threads(1)
     when = stamp()
     da, holdout, train_on, extra = case_data(args.case)
-    kw = {k: v for k, v in extra.items() if k == "mask"}
     specs, fit_s = {"dineof": "dineof", "anomaly": "anomaly"}, {}
     for lr, steps, seed in itertools.product(args.lr, args.steps, args.seeds):
         label = f"lr {lr:g}, {steps} steps, seed {seed}"
-        t0 = time.perf_counter()
-        net = xgenfill.train(train_on, max_steps=steps, lr=lr, seed=seed, device="cpu", **kw)
-        # trained without the held-out pixels: validate() must not refit it
-        net.meta = {**net.meta, "trained_on": "data without the held-out pixels"}
-        fit_s[label] = time.perf_counter() - t0
-        print(f"fit {label}: {fit_s[label]:.0f} s", flush=True)
+        net, fit_s[label] = fit(label, train_on, extra, max_steps=steps, lr=lr, seed=seed)
         specs[label] = Guarded(net, CLASSICAL)
     rows, preds, truth, blocks = score(da, holdout, extra, specs)
     ratios(rows, preds, truth, blocks)

@@ -103,6 +103,18 @@ def case_data(case: str):
     return da, holdout, da.where(~holdout), extra
 
 
+def fit(label: str, train_on, extra: dict, **options) -> tuple[Filler, float]:
+    """``xgenfill.train`` on the field without the held-out pixels (with the case's mask), and
+    its seconds. The model is marked as trained without them, so validate() does not refit
+    it."""
+    t0 = time.perf_counter()
+    net = xgenfill.train(train_on, device="cpu", mask=extra.get("mask"), **options)
+    net.meta = {**net.meta, "trained_on": "data without the held-out pixels"}
+    seconds = time.perf_counter() - t0
+    print(f"fit {label}: {seconds:.0f} s", flush=True)
+    return net, seconds
+
+
 def score(da, holdout, extra, specs: dict) -> tuple[list[dict], dict, np.ndarray, np.ndarray]:
     """Every spec on the held-out pixels: rows, predictions and truth (transformed units),
     and each pixel's block."""
@@ -155,7 +167,6 @@ def main() -> None:
     torch.set_num_threads(1)
     when = stamp()
     da, holdout, train_on, extra = case_data(args.case)
-    kw = {k: v for k, v in extra.items() if k == "mask"}
 
     val_steps = []  # the validation dates of each fit, in order
     init = training._Source.__init__
@@ -170,13 +181,8 @@ def main() -> None:
                                     ("diffusion seed 1", "diffusion", 1, False),
                                     ("diffusion augment", "diffusion", 0, True),
                                     ("vae", "vae", 0, False)):
-        t0 = time.perf_counter()
-        net = xgenfill.train(train_on, model=model, max_steps=args.steps, seed=seed,
-                             augment=aug, device="cpu", **kw)
-        # trained without the held-out pixels: validate() must not refit it
-        net.meta = {**net.meta, "trained_on": "data without the held-out pixels"}
-        nets[label], fit_s[label] = net, time.perf_counter() - t0
-        print(f"fit {label}: {fit_s[label]:.0f} s", flush=True)
+        nets[label], fit_s[label] = fit(label, train_on, extra, model=model,
+                                        max_steps=args.steps, seed=seed, augment=aug)
     training._Source.__init__ = init
     d0, d1 = nets["diffusion seed 0"], nets["diffusion seed 1"]
     specs = {
