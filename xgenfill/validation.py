@@ -121,12 +121,13 @@ def _point_blocks(hide: np.ndarray) -> np.ndarray:
     block share their errors; a bootstrap resamples blocks, not pixels."""
     from scipy import ndimage
 
-    nf, nt = hide.shape[:2]
-    if hide.any(axis=(2, 3)).sum() > 1:
+    nt = hide.shape[1]
+    images = np.argwhere(hide.any(axis=(2, 3)))  # (field, step) of every image with some
+    if len(images) > 1:
         f_idx, t_idx = np.nonzero(hide)[:2]  # in the order of hide[hide]
         return f_idx * nt + t_idx
     labels = np.zeros(hide.shape, int)
-    f, t = np.argwhere(hide.any(axis=(2, 3)))[0] if hide.any() else (0, 0)
+    f, t = images[0] if len(images) else (0, 0)
     labels[f, t] = ndimage.label(hide[f, t])[0]
     return labels[hide]
 
