@@ -12,8 +12,14 @@ included, as the covariate. Rows, all on the same hidden pixels:
 - every classical method on MODIS alone;
 - the default call (``model="auto"``, shipped weights, MODIS alone);
 - a diffusion network trained on the case (hidden pixels removed) on MODIS alone, and the
-  same with VIIRS as a covariate (same steps, from scratch, residual, as ``train`` does with
-  covariates), each alone and through the default's check (``network=``).
+  same with VIIRS as a covariate (same steps, from scratch, residual), each alone and through
+  the default's check (``network=``);
+- the pretrained chl network fine-tuned with guides (``train``'s default) on MODIS alone, and
+  with VIIRS as a covariate (its channels start at zero weight:
+  ``NeuralFiller.with_covariates``), each alone and through the check.
+
+``--only LABEL ...`` runs only the rows whose label starts with one of these (the best
+classical method is then taken from the rows run: include "classical").
 
 The sensors differ by about 0.38 log10 on the same day; the covariate is standardised on its
 own statistics, and the network must learn the rest of the offset, not copy VIIRS.
@@ -54,6 +60,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fit-steps", type=int, default=400)
     p.add_argument("--n-samples", type=int, default=8)
+    p.add_argument("--only", nargs="+", help="only the runs whose label starts with these")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     import torch
@@ -65,12 +72,23 @@ def main() -> None:
     diff = model_classes()["diffusion"]
     alone = diff(device="cpu", residual=True)
     with_viirs = diff(device="cpu", residual=True, n_covariates=1)
+    from xgenfill.models.registry import get_filler
+
+    tuned_alone = get_filler("diffusion", variable="chl", device="cpu").with_guides()
+    tuned = tuned_alone.with_covariates(1)
     runs = [("classical", list(CLASSICAL), None, None),
             ("auto", ["auto"], None, None),
             ("diffusion fit, MODIS alone", [alone], fit, None),
             ("auto + diffusion fit, MODIS alone", [Guarded(alone.copy(), CLASSICAL)], fit, None),
             ("diffusion fit + VIIRS covariate", [with_viirs], fit, viirs),
-            ("auto + diffusion fit + VIIRS", [Guarded(with_viirs.copy(), CLASSICAL)], fit, viirs)]
+            ("auto + diffusion fit + VIIRS", [Guarded(with_viirs.copy(), CLASSICAL)], fit, viirs),
+            ("fine-tuned, MODIS alone", [tuned_alone], fit, None),
+            ("auto + fine-tuned, MODIS alone", [Guarded(tuned_alone.copy(), CLASSICAL)], fit,
+             None),
+            ("fine-tuned + VIIRS covariate", [tuned], fit, viirs),
+            ("auto + fine-tuned + VIIRS", [Guarded(tuned.copy(), CLASSICAL)], fit, viirs)]
+    if args.only:
+        runs = [r for r in runs if r[0].startswith(tuple(args.only))]
     rows = []
     for label, models, f, cov in runs:
         t0 = time.perf_counter()

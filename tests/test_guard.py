@@ -226,6 +226,19 @@ def test_train_defaults_fine_tune_the_family_model_and_auto_checks_it():
     assert "vae" in str(res.guard.sel(model="auto").values)
 
 
+def test_train_defaults_fine_tune_the_family_model_with_covariates_too():
+    chl = xgenfill.open_sample("oahu").chlor_a.isel(time=slice(0, 24))
+    other = (chl * 1.5).rename("chl_other_sensor")
+    model = xgenfill.train(chl, model="diffusion", covariates=other, max_steps=1, batch_size=2,
+                           patch=16)
+    assert model.meta["training"]["init"].startswith("pretrained diffusion-chl-v1")
+    assert model.arch["n_covariates"] == 1 and model.arch["guides"]
+    # validate refits it from the pretrained start with the covariate's channels again
+    res = xgenfill.validate(chl, models=[model], n_samples=2, covariates=other,
+                            fit={"max_steps": 1, "batch_size": 2, "patch": 16})
+    assert float(res.fit_seconds.isel(model=0)) > 0 and int(res.n.isel(model=0).max()) > 0
+
+
 def test_train_defaults_from_scratch_are_residual():
     da = make_chl(nt=12, ny=16, nx=16)
     frac = (da / (da + 1)).rename("fraction")

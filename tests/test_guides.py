@@ -95,6 +95,28 @@ def test_adding_guides_to_a_trained_model_keeps_what_it_computes(kind, tmp_path)
     assert first.weight[:, c0:c0 + N_GUIDES].abs().sum() > 0
 
 
+@pytest.mark.parametrize("kind", ["diffusion", "vae"])
+def test_adding_a_covariate_to_a_trained_model_keeps_what_it_computes(kind):
+    """Fine-tuning a pretrained model with a covariate starts from the pretrained function:
+    the covariate's channels enter with zero weights, and training moves them off zero."""
+    da = make_chl(nt=20, seed=2)
+    cov = (da * 1.3 + 0.1).rename("other")
+    base = xgenfill.train(da, model=kind, max_steps=20, patch=24, progress=False, **TINY)
+    widened = base.with_covariates(1)
+    assert widened.arch["n_covariates"] == 1 and widened.arch["guides"]
+    before = xgenfill.inpaint(da, model=base, n_samples=2, seed=4)
+    after = xgenfill.inpaint(da, model=widened, n_samples=2, seed=4, covariates=cov)
+    np.testing.assert_allclose(after.values, before.values, rtol=1e-5)
+    tuned = xgenfill.train(da, model=kind, init=base, covariates=cov, max_steps=20, patch=24,
+                           progress=False)
+    first = tuned.net.inp if kind == "diffusion" else tuned.net.decoder.inp
+    c0 = tuned.first_context_channel + n_context_channels(2, 0)
+    assert tuned.arch["n_covariates"] == 1
+    assert first.weight[:, c0:c0 + 2].abs().sum() > 0
+    with pytest.raises(GenfillError, match="cannot take 2"):
+        tuned.with_covariates(2)
+
+
 def test_init_architecture_cannot_be_changed():
     da = make_chl(nt=12)
     m = xgenfill.train(da, model="vae", max_steps=2, progress=False, **TINY)

@@ -513,8 +513,9 @@ def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
     return merge_into(ds, parts)
 
 
-def _adapt_init(filler: "Filler", arch: dict[str, Any]) -> "Filler":
-    """A copy of the init model, with guides added and options changed as asked."""
+def _adapt_init(filler: "Filler", arch: dict[str, Any], n_covariates: int = 0) -> "Filler":
+    """A copy of the init model, with guides and covariates added and options changed as
+    asked."""
     arch = dict(arch)
     guides = arch.pop("guides", None)
     fixed = sorted(k for k in arch if k not in filler.options)
@@ -524,15 +525,17 @@ def _adapt_init(filler: "Filler", arch: dict[str, Any]) -> "Filler":
     if guides is not None and not guides and filler.arch.get("guides"):
         raise GenfillError("cannot remove the guides of an init model trained with them")
     out = filler.with_guides() if guides else filler.copy()
+    if n_covariates and not filler.arch["n_covariates"]:
+        out = out.with_covariates(n_covariates)  # zero weights: starts from the init's function
     out.options.update(arch)
     return out
 
 
-def _auto_init(model: Any, da: xr.DataArray, transform: str, covariates: Any,
+def _auto_init(model: Any, da: xr.DataArray, transform: str,
                arch: dict[str, Any], device: str) -> tuple[Any, dict[str, Any], str]:
-    """``init="auto"``: the pretrained model of the variable's family (with guides) when
-    there is one of this kind and ``arch`` changes nothing fixed, else a residual network
-    from scratch."""
+    """``init="auto"``: the pretrained model of the variable's family (with guides, and
+    covariate channels if asked) when there is one of this kind and ``arch`` changes nothing
+    fixed, else a residual network from scratch."""
     from .models.neural import NeuralFiller
     from .transforms import choose_transform
 
@@ -548,7 +551,9 @@ def _auto_init(model: Any, da: xr.DataArray, transform: str, covariates: Any,
     fixed = set(arch) - {"guides"} - set(model_classes()[model].default_options())
     pretrained_ok = (family == "chl" and tf_name == "log10") or \
         (family == "sst" and tf_name == "identity")
-    if pretrained_ok and not fixed and covariates is None:  # pretrained: no covariates
+    # with covariates too: their channels start at zero weight (with_covariates), which beat a
+    # residual network from scratch in benchmarks/multisensor.py
+    if pretrained_ok and not fixed:
         import warnings
 
         with warnings.catch_warnings():  # the family is known: nothing to warn about here
@@ -613,7 +618,8 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         may be changed; the rest of the architecture is the init's. ``"auto"`` (the
         benchmark's best recipe): fine-tune the pretrained model of the variable's family
         (chlorophyll, SST) with guide channels when there is one and ``arch`` asks for
-        nothing it cannot change; otherwise, with no architecture asked for, train from
+        nothing it cannot change (with ``covariates``, their channels are added with zero
+        weights, so fine-tuning starts from the pretrained function); otherwise, with no architecture asked for, train from
         scratch as a residual correction of the anomaly fill (``residual=True``); with an
         architecture of your own in ``arch`` (``widths=``, ``window=``...), from scratch
         exactly as asked. ``None``: from scratch as ``arch`` says. The start is recorded in
@@ -693,11 +699,13 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
                            "'joint_vae')")
     start = "given model"
     if isinstance(init, str) and init == "auto":
-        init, arch, start = _auto_init(model, da, transform, covariates, arch, device)
+        init, arch, start = _auto_init(model, da, transform, arch, device)
     elif init is not None:
         start = str(getattr(init, "name", init))
     else:
         start = "scratch"
+    n_cov = 0 if covariates is None else (
+        1 if isinstance(covariates, xr.DataArray) else len(covariates))
     if isinstance(model, NeuralFiller):
         filler = model.copy()
     elif model in classes:
@@ -705,10 +713,8 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
             filler = get_filler(init, device=device) if not isinstance(init, Filler) else init
             if not isinstance(filler, NeuralFiller) or filler.kind != model:
                 raise GenfillError(f"init={init!r} is not a {model!r} model")
-            filler = _adapt_init(filler, arch)
+            filler = _adapt_init(filler, arch, n_cov)
         else:
-            n_cov = 0 if covariates is None else (
-                1 if isinstance(covariates, xr.DataArray) else len(covariates))
             filler = classes[str(model)](device=device, n_covariates=n_cov, **arch)
     else:
         raise GenfillError(f"cannot train model {model!r}; trainable models: {sorted(classes)}")

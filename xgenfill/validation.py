@@ -147,7 +147,8 @@ def _refit(filler: Any, fit: dict | None, cubes) -> tuple[Any, float, str]:
         from .models.registry import get_filler
 
         fresh = _adapt_init(get_filler(filler.meta["init_source"]),
-                            {"guides": filler.arch.get("guides", False)})
+                            {"guides": filler.arch.get("guides", False), **filler.options},
+                            filler.arch.get("n_covariates", 0))
         fresh.meta["training_kwargs"] = dict(filler.meta.get("training_kwargs", {}))
     else:
         fresh = filler.fresh() if trained_on_user else filler.copy()

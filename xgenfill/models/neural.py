@@ -362,18 +362,46 @@ class NeuralFiller(Filler):
         """This model with guide channels added (see ``guides``), computing exactly what it
         computed before: the new input channels enter with zero weights, so fine-tuning starts
         from the pretrained function and learns to use them."""
-        import torch
-
         if self.arch.get("guides"):
             return self.copy()
         from .context import N_GUIDES, n_context_channels
 
-        new = type(self)(**(self._build_kwargs() | {"guides": True}))
+        # the guides follow the context (and its covariates); the VAE latent, if any, after
+        at = self.first_context_channel + n_context_channels(self.window,
+                                                             self.arch["n_covariates"])
+        return self._with_inputs({"guides": True}, at, N_GUIDES)
+
+    def with_covariates(self, n: int) -> "NeuralFiller":
+        """This model reading ``n`` covariates, computing exactly what it computed before:
+        their input channels (values and masks) enter with zero weights, so that fine-tuning a
+        pretrained model with a covariate starts from the pretrained function.
+
+        Examples
+        --------
+        >>> from xgenfill.models.registry import get_filler
+        >>> m = get_filler("diffusion", variable="chl").with_covariates(1)
+        >>> m.arch["n_covariates"]
+        1
+        """
+        have = self.arch["n_covariates"]
+        if n == have:
+            return self.copy()
+        if have:
+            raise GenfillError(f"this model was trained with {have} covariate(s) and cannot "
+                               f"take {n}; train one from scratch (init=None) instead")
+        from .context import n_context_channels
+
+        # covariates follow the neighbouring steps, before the guides (context_channels)
+        at = self.first_context_channel + n_context_channels(self.window)
+        return self._with_inputs({"n_covariates": int(n)}, at, 2 * (n - have))
+
+    def _with_inputs(self, changes: dict[str, Any], at: int, count: int) -> "NeuralFiller":
+        """A copy built with ``changes`` whose input convolutions have ``count`` zero columns
+        inserted at input channel ``at`` and the old weights everywhere else."""
+        import torch
+
+        new = type(self)(**(self._build_kwargs() | changes))
         new.meta = copy.deepcopy(self.meta)
-        # input convolutions: columns [.. end) are the model's own inputs and the context, the
-        # guides follow it, then whatever came after the context (the VAE latent)
-        end = self.first_context_channel + n_context_channels(self.window,
-                                                              self.arch["n_covariates"])
         old_state, state = self.net.state_dict(), new.net.state_dict()
         with torch.no_grad():
             for k, v in old_state.items():
@@ -382,8 +410,8 @@ class NeuralFiller(Filler):
                     w.copy_(v)
                     continue
                 w.zero_()
-                w[:, :end] = v[:, :end]
-                w[:, end + N_GUIDES:] = v[:, end:]
+                w[:, :at] = v[:, :at]
+                w[:, at + count:] = v[:, at:]
         new.net.load_state_dict(state)
         return new
 
