@@ -619,8 +619,9 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         benchmark's best recipe): fine-tune the pretrained model of the variable's family
         (chlorophyll, SST) with guide channels when there is one and ``arch`` asks for
         nothing it cannot change (with ``covariates``, their channels are added with zero
-        weights, so fine-tuning starts from the pretrained function); otherwise, with no architecture asked for, train from
-        scratch as a residual correction of the anomaly fill (``residual=True``); with an
+        weights, so fine-tuning starts from the pretrained function); otherwise, with no
+        architecture asked for, train from scratch as a residual correction of the anomaly
+        fill (``residual=True``); with an
         architecture of your own in ``arch`` (``widths=``, ``window=``...), from scratch
         exactly as asked. ``None``: from scratch as ``arch`` says. The start is recorded in
         ``meta["training"]["init"]``.
