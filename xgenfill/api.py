@@ -514,17 +514,22 @@ def inpaint_dataset(ds: xr.Dataset, variables: list[str] | str | None = None,
 
 
 def _adapt_init(filler: "Filler", arch: dict[str, Any], n_covariates: int = 0) -> "Filler":
-    """A copy of the init model, with guides and covariates added and options changed as
-    asked."""
+    """A copy of the init model, with guides, DINEOF's reconstruction and covariates added
+    and options changed as asked."""
     arch = dict(arch)
     guides = arch.pop("guides", None)
+    dineof = arch.pop("dineof_guide", None)
     fixed = sorted(k for k in arch if k not in filler.options)
     if fixed:
         raise GenfillError(f"cannot change {fixed} of an init model (its architecture is "
                            "fixed by its weights); train from scratch (init=None) instead")
     if guides is not None and not guides and filler.arch.get("guides"):
         raise GenfillError("cannot remove the guides of an init model trained with them")
+    if dineof is not None and not dineof and filler.arch.get("dineof_guide"):
+        raise GenfillError("cannot remove the DINEOF guide of an init model trained with it")
     out = filler.with_guides() if guides else filler.copy()
+    if dineof:
+        out = out.with_dineof_guide()
     if n_covariates and not filler.arch["n_covariates"]:
         out = out.with_covariates(n_covariates)  # zero weights: starts from the init's function
     out.options.update(arch)
@@ -548,7 +553,8 @@ def _auto_init(model: Any, da: xr.DataArray, transform: str,
     family = None if tf_name is None else variable_family(da, tf_name)
     from .models.io import model_classes
 
-    fixed = set(arch) - {"guides"} - set(model_classes()[model].default_options())
+    adaptable = {"guides", "dineof_guide"} | set(model_classes()[model].default_options())
+    fixed = set(arch) - adaptable
     pretrained_ok = (family == "chl" and tf_name == "log10") or \
         (family == "sst" and tf_name == "identity")
     # with covariates too: their channels start at zero weight (with_covariates), which beat a
@@ -765,6 +771,10 @@ def _train_streamed(filler: Filler, da: xr.DataArray, *, mask, transform: str, d
     if block is not None and (len(block) != 3 or min(block) < 1):
         raise GenfillError(f"block must be three positive sizes (steps, rows, columns), got "
                            f"{block!r}")
+    if getattr(filler, "arch", {}).get("dineof_guide"):
+        raise GenfillError("a model with dineof_guide=True needs the whole field for DINEOF's "
+                           "reconstruction and cannot stream its training; load the data "
+                           "(da.load()) or train with dineof_guide=False")
     sampler = ArchiveSampler(da, mask=mask, transform=transform, dims=dims, covariates=covs,
                              block=tuple(block or DEFAULT_BLOCK), seed=fit_kwargs["seed"])
     filler.fit([], stream=sampler, **fit_kwargs)

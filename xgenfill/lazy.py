@@ -45,8 +45,8 @@ def time_depth(filler: Filler) -> int | None:
     from .models.context import CLIM_HALF
     from .models.neural import NeuralFiller
 
-    if isinstance(filler, NeuralFiller):
-        return max(filler.window, CLIM_HALF)
+    if isinstance(filler, NeuralFiller):  # DINEOF's reconstruction reads the whole record
+        return None if filler.arch.get("dineof_guide") else max(filler.window, CLIM_HALF)
     whole = filler.needs_time or getattr(filler, "needs_record", False)
     if not whole and getattr(filler, "parts", None):  # a combination: its deepest part
         depths = [time_depth(p) for p in filler.parts]

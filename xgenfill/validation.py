@@ -147,7 +147,9 @@ def _refit(filler: Any, fit: dict | None, cubes) -> tuple[Any, float, str]:
         from .models.registry import get_filler
 
         fresh = _adapt_init(get_filler(filler.meta["init_source"]),
-                            {"guides": filler.arch.get("guides", False), **filler.options},
+                            {"guides": filler.arch.get("guides", False),
+                             "dineof_guide": filler.arch.get("dineof_guide", False),
+                             **filler.options},
                             filler.arch.get("n_covariates", 0))
         fresh.meta["training_kwargs"] = dict(filler.meta.get("training_kwargs", {}))
     else:

@@ -20,7 +20,7 @@ from ..errors import GenfillError
 from ..masks import cluster_clouds, coverage, dineof_cv_count
 from .base import Cube, Fill, Filler
 
-__all__ = ["DINEOF"]
+__all__ = ["DINEOF", "dineof_guide"]
 
 
 class DINEOF(Filler):
@@ -215,3 +215,43 @@ class DINEOF(Filler):
             "cv_mask": cv,
         }
         return Fill(samples=out[None], std=std, info=info)
+
+
+def dineof_guide(cube: Cube, folds: int = 5, block: int | None = None, seed: int = 0
+                 ) -> np.ndarray:
+    """DINEOF's reconstruction of ``cube`` as an input of a network (``dineof_guide=True``):
+    (T, Y, X), in the cube's units, NaN off the ocean.
+
+    Where a value is missing it is DINEOF of everything observed. At an observed pixel it is
+    DINEOF's value with that pixel hidden: the observed pixels are split into ``folds`` folds of
+    ``block`` x ``block`` squares drawn at random on every date (default: a twelfth of the
+    shorter side, 4 to 64 pixels), and DINEOF is run again with each fold hidden. So the network
+    sees, next to a gap, how far DINEOF is from the observations, as it would be in the gap;
+    and a pixel hidden in training never sees its own value through this input. Deterministic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xgenfill.models.base import Cube
+    >>> t, y, x = np.meshgrid(np.arange(24), np.arange(12), np.arange(12), indexing="ij")
+    >>> v = np.sin(2 * np.pi * t / 12) * np.cos(y / 5.0) + 0.1 * x / 12
+    >>> v[3:6, 2:6, 2:6] = np.nan
+    >>> g = dineof_guide(Cube(v.astype("float32"), np.ones((12, 12), bool)))
+    >>> g.shape, bool(np.isfinite(g).all())
+    ((24, 12, 12), True)
+    """
+    nt, ny, nx = cube.values.shape
+    block = block or int(np.clip(min(ny, nx) // 12, 4, 64))
+    base = Cube(cube.values, cube.ocean, cube.doy, cube.time_index, cube.periodic_x)
+    model = DINEOF()
+    obs = base.observed & base.ocean[None]
+    out = model.fill(base).best()  # NaN at observed pixels: filled below, fold by fold
+    fold = np.random.default_rng(seed).integers(0, folds, (nt, -(-ny // block), -(-nx // block)))
+    fold = np.repeat(np.repeat(fold, block, 1), block, 2)[:, :ny, :nx]
+    for k in range(folds):
+        part = obs & (fold == k)
+        if part.any():
+            hidden = Cube(np.where(part, np.nan, base.values), base.ocean, base.doy,
+                          base.time_index, base.periodic_x)
+            out[part] = model.fill(hidden).best()[part]
+    return np.where(base.ocean[None], out, np.nan).astype(np.float32)

@@ -253,6 +253,10 @@ class Guarded(Filler):
         """This guard without the candidates that need the whole field (DINEOF, spatial
         interpolation), for lazy fills chunk by chunk."""
         keep = [c for c in self.candidates if c.spatial_radius is not None]
+        if self.network is not None and self.network.spatial_radius is None:
+            raise GenfillError(f"network {self.network.name!r} needs the whole field (it reads "
+                               "DINEOF's reconstruction: dineof_guide); load the data "
+                               "(da.load()) to fill it through the check")
         if self.network is None and not keep:
             raise GenfillError("model='auto' on a dask array needs a network or a candidate "
                                "that works chunk by chunk ('anomaly', 'linear_time', "

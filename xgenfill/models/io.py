@@ -78,6 +78,7 @@ def load_model(path: str | Path, expected_sha256: str | None = None, **overrides
                               residual=arch.get("residual", False),
                               # saved before the first guess had versions: version 1
                               first_guess=arch.get("first_guess", 1),
+                              dineof_guide=arch.get("dineof_guide", False),
                               **runtime, **options)
     except TypeError as err:
         raise GenfillError(f"bad option for model {kind!r}: {err}") from None

@@ -36,6 +36,12 @@ class NeuralFiller(Filler):
     guides
         Also give the network classical first guesses (linear interpolation in time, smooth
         spatial interpolation at three scales; see :mod:`xgenfill.models.context`).
+    dineof_guide
+        Also give the network DINEOF's reconstruction of the field
+        (:func:`xgenfill.models.dineof.dineof_guide`: cross-fitted at observed pixels), computed
+        on the whole field at every fill and fit: the long-range temporal modes that its window
+        of neighbouring dates cannot see. Such a model needs the whole field (a dask input is
+        filled as one chunk) and at least 3 time steps.
     residual
         The network predicts a correction to the anomaly fill of the visible pixels
         (:func:`xgenfill.models.context.first_guess`, also given as an input), instead of
@@ -72,7 +78,7 @@ class NeuralFiller(Filler):
 
     def __init__(self, window: int = 5, widths: tuple[int, ...] = (16, 32, 64, 128),
                  n_covariates: int = 0, guides: bool = True, residual: bool = False,
-                 first_guess: int = 2, device: str = "auto",
+                 first_guess: int = 2, dineof_guide: bool = False, device: str = "auto",
                  tile: int = 512,
                  halo: int | None = None, blend: int = 16, batch_size: int = 8,
                  time_batch: int = 8,
@@ -86,7 +92,8 @@ class NeuralFiller(Filler):
             raise GenfillError(f"first_guess must be 1 or 2, got {first_guess!r}")
         self.arch = {"window": int(window), "widths": [int(w) for w in widths],
                      "n_covariates": int(n_covariates), "guides": bool(guides),
-                     "residual": bool(residual), "first_guess": int(first_guess)}
+                     "residual": bool(residual), "first_guess": int(first_guess),
+                     "dineof_guide": bool(dineof_guide)}
         self.options = self.default_options() | options
         unknown = set(options) - set(self.default_options())
         if unknown:
@@ -95,6 +102,7 @@ class NeuralFiller(Filler):
         self.init_kwargs = {"window": window, "widths": tuple(widths),
                             "n_covariates": n_covariates, "guides": guides,
                             "residual": residual, "first_guess": first_guess,
+                            "dineof_guide": dineof_guide,
                             "device": device, "tile": tile,
                             "halo": halo, "blend": blend, "batch_size": batch_size,
                             "time_batch": time_batch, "progress": progress,
@@ -164,8 +172,31 @@ class NeuralFiller(Filler):
         """Context channels the network reads (see :mod:`xgenfill.models.context`)."""
         from .context import n_context_channels
 
-        return n_context_channels(self.arch["window"], self.arch["n_covariates"],
+        return n_context_channels(self.arch["window"], self.n_input_covariates,
                                   self.arch["guides"], self.arch.get("residual", False))
+
+    @property
+    def n_input_covariates(self) -> int:
+        """Covariates the network reads: the user's, then DINEOF's reconstruction
+        (``dineof_guide``)."""
+        return self.arch["n_covariates"] + int(self.arch.get("dineof_guide", False))
+
+    def with_dineof(self, cube: Cube) -> Cube:
+        """``cube`` with DINEOF's reconstruction appended to its covariates when the model
+        reads it (``dineof_guide``); unchanged otherwise."""
+        if not self.arch.get("dineof_guide"):
+            return cube
+        from dataclasses import replace
+
+        from .dineof import dineof_guide
+
+        if cube.values.shape[0] < 3:
+            raise GenfillError(f"model {self.name!r} reads DINEOF's reconstruction "
+                               "(dineof_guide), which needs at least 3 time steps; use a model "
+                               "without it for single images")
+        guide = dineof_guide(cube)[None]
+        cov = guide if cube.covariates is None else np.concatenate([cube.covariates, guide])
+        return replace(cube, covariates=cov)
 
     def context(self, field, ts, periodic_x: bool = False):
         """Context channels of the steps ``ts`` over the whole field (inference: all observed
@@ -263,6 +294,7 @@ class NeuralFiller(Filler):
 
         self.check_options()  # before any work, whatever path the options take
         t0 = time.perf_counter()
+        cube = self.with_dineof(cube)
         dev = self._device()
         self.net.eval()
         seed = 0 if seed is None else int(seed)
@@ -332,16 +364,20 @@ class NeuralFiller(Filler):
         raise NotImplementedError
 
     @property
-    def spatial_radius(self) -> int:  # type: ignore[override]
+    def spatial_radius(self) -> int | None:  # type: ignore[override]
         """How far (pixels) an input can influence an output through the whole fill: one
         receptive field per network call in sequence, after the spatial guides. A spatial chunk
         with a halo this wide gives exactly the result of the whole field (see
         :mod:`xgenfill.lazy`)."""
+        if self.arch.get("dineof_guide"):
+            return None  # DINEOF's reconstruction reads the whole field
         return self.nfe() * self.receptive_radius + self.guide_radius
 
-    def radius_for(self, n_samples: int) -> int:
+    def radius_for(self, n_samples: int) -> int | None:
         """One network call's worth (plus the guides) when only the point estimate is computed
-        (``n_samples=1``, see :meth:`point_steps`)."""
+        (``n_samples=1``, see :meth:`point_steps`); None with ``dineof_guide``."""
+        if self.arch.get("dineof_guide"):
+            return None
         if n_samples == 1 and self.has_point_estimate:
             return self.receptive_radius + self.guide_radius
         return self.spatial_radius
@@ -350,7 +386,7 @@ class NeuralFiller(Filler):
         """Train on gappy cubes (see :func:`xgenfill.models.training.train_model`)."""
         from .training import train_model
 
-        history = train_model(self, cubes, **kwargs)
+        history = train_model(self, [self.with_dineof(c) for c in cubes], **kwargs)
         self.meta.setdefault("training", {}).update(history)
         self.meta["training_kwargs"] = {k: v for k, v in kwargs.items()
                                         if k not in ("progress", "stream")}
@@ -368,8 +404,8 @@ class NeuralFiller(Filler):
 
         # the guides follow the context (and its covariates); the VAE latent, if any, after
         at = self.first_context_channel + n_context_channels(self.window,
-                                                             self.arch["n_covariates"])
-        return self._with_inputs({"guides": True}, at, N_GUIDES)
+                                                             self.n_input_covariates)
+        return self._with_inputs({"guides": True}, [(at, N_GUIDES)])
 
     def with_covariates(self, n: int) -> "NeuralFiller":
         """This model reading ``n`` covariates, computing exactly what it computed before:
@@ -389,15 +425,32 @@ class NeuralFiller(Filler):
         if have:
             raise GenfillError(f"this model was trained with {have} covariate(s) and cannot "
                                f"take {n}; train one from scratch (init=None) instead")
+        # the user's covariates come first in both halves of the covariate block (values,
+        # then masks; DINEOF's reconstruction last in each), before the guides
+        at = self._covariate_channel
+        d = int(self.arch.get("dineof_guide", False))
+        return self._with_inputs({"n_covariates": int(n)}, [(at, n), (at + d, n)])
+
+    def with_dineof_guide(self) -> "NeuralFiller":
+        """This model reading DINEOF's reconstruction too (``dineof_guide``), computing exactly
+        what it computed before (zero weights on its two input channels)."""
+        if self.arch.get("dineof_guide"):
+            return self.copy()
+        at, n = self._covariate_channel, self.arch["n_covariates"]
+        return self._with_inputs({"dineof_guide": True}, [(at + n, 1), (at + 2 * n, 1)])
+
+    @property
+    def _covariate_channel(self) -> int:
+        """Input channel where the covariates start (after the neighbouring steps)."""
         from .context import n_context_channels
 
-        # covariates follow the neighbouring steps, before the guides (context_channels)
-        at = self.first_context_channel + n_context_channels(self.window)
-        return self._with_inputs({"n_covariates": int(n)}, at, 2 * (n - have))
+        return self.first_context_channel + n_context_channels(self.window)
 
-    def _with_inputs(self, changes: dict[str, Any], at: int, count: int) -> "NeuralFiller":
-        """A copy built with ``changes`` whose input convolutions have ``count`` zero columns
-        inserted at input channel ``at`` and the old weights everywhere else."""
+    def _with_inputs(self, changes: dict[str, Any], inserts: list[tuple[int, int]]
+                     ) -> "NeuralFiller":
+        """A copy built with ``changes`` whose input convolutions have, for each ``(at,
+        count)`` of ``inserts``, ``count`` zero columns inserted before the old input channel
+        ``at``, and the old weights everywhere else."""
         import torch
 
         new = type(self)(**(self._build_kwargs() | changes))
@@ -409,9 +462,10 @@ class NeuralFiller(Filler):
                 if w.shape == v.shape:
                     w.copy_(v)
                     continue
+                cols = torch.arange(v.shape[1])
+                shift = sum((cols >= at).long() * count for at, count in inserts)
                 w.zero_()
-                w[:, :at] = v[:, :at]
-                w[:, at + count:] = v[:, at:]
+                w[:, cols + shift] = v
         new.net.load_state_dict(state)
         return new
 

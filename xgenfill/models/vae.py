@@ -84,7 +84,7 @@ class VAEFiller(NeuralFiller):
     def default_options(cls) -> dict[str, Any]:
         return {"latent": 8, "beta": 1.0, "sample_noise": True, "estimate": "mean"}
 
-    def radius_for(self, n_samples: int) -> int:
+    def radius_for(self, n_samples: int) -> int | None:
         return self.spatial_radius  # the point estimate runs the prior and the decoder too
 
     #: the network input is [visible values, visible mask, context...]
@@ -170,7 +170,9 @@ class VAEFiller(NeuralFiller):
         return self._decode(y_vis, visible, ctx, mu_p)[0]
 
     @property
-    def spatial_radius(self) -> int:  # type: ignore[override]
+    def spatial_radius(self) -> int | None:  # type: ignore[override]
+        if self.arch.get("dineof_guide"):
+            return None  # DINEOF's reconstruction reads the whole field
         # prior network, then the decoder (each radius already counts the latent's 4x4 blocks)
         return 2 * self.receptive_radius + self.guide_radius
 
