@@ -93,3 +93,27 @@ def test_a_guided_model_needs_the_whole_field():
         xgenfill.train(da.chunk(time=5), model=m, max_steps=1)
     with pytest.raises(GenfillError, match="at least 3 time steps"):
         xgenfill.inpaint(da.isel(time=[0, 1]), model=m)
+
+
+def test_the_default_fine_tune_reads_dineof_where_the_field_allows_it(monkeypatch):
+    import xgenfill.api as api
+
+    chl = xgenfill.open_sample("oahu").chlor_a.isel(time=slice(0, 12))
+    model = xgenfill.train(chl, model="vae", max_steps=1, batch_size=2, patch=16)
+    assert model.arch["dineof_guide"] and "with the DINEOF guide" in \
+        model.meta["training"]["init"]
+    assert not api._dineof_guide_default(chl.isel(time=[0, 1]), None)  # too few steps
+    monkeypatch.setattr(api, "DINEOF_GUIDE_MAX", chl.size - 1)
+    assert not api._dineof_guide_default(chl, None)  # too large
+    # an explicit choice wins
+    plain = xgenfill.train(chl, model="vae", dineof_guide=False, max_steps=1, batch_size=2,
+                           patch=16)
+    assert not plain.arch["dineof_guide"]
+
+
+def test_the_default_fine_tune_of_a_dask_array_streams_without_it():
+    pytest.importorskip("dask")
+    import xgenfill.api as api
+
+    chl = xgenfill.open_sample("oahu").chlor_a.isel(time=slice(0, 12))
+    assert not api._dineof_guide_default(chl.chunk(time=6), None)
