@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import xgenfill.models.guard as guard  # noqa: E402
-from record import stamp, write_record  # noqa: E402  (same folder)
-from recipe_variants import case_data, fit, ratios, score, table  # noqa: E402  (same folder)
+from record import write_record  # noqa: E402  (same folder)
+from recipe_variants import fit, ratios, score, start, table  # noqa: E402  (same folder)
 from run_benchmarks import CASES  # noqa: E402  (same folder)
 
 
@@ -40,9 +40,7 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    torch.set_num_threads(1)
-    when = stamp()
-    da, holdout, train_on, extra = case_data(args.case)
+    when, da, holdout, train_on, extra = start(args.case)
     specs, fit_s = {"dineof": "dineof", "anomaly": "anomaly"}, {}
     for label, guide in (("", False), (" + DINEOF guide", True)):
         if args.only_guide and not guide:

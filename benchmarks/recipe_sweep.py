@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import stamp, write_record  # noqa: E402  (same folder)
-from recipe_variants import case_data, fit, ratios, score, table  # noqa: E402  (same folder)
+from record import write_record  # noqa: E402  (same folder)
+from recipe_variants import fit, ratios, score, start, table  # noqa: E402  (same folder)
 from run_benchmarks import CASES  # noqa: E402  (same folder)
 from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 
@@ -35,9 +35,7 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    torch.set_num_threads(1)
-    when = stamp()
-    da, holdout, train_on, extra = case_data(args.case)
+    when, da, holdout, train_on, extra = start(args.case)
     specs, fit_s = {"dineof": "dineof", "anomaly": "anomaly"}, {}
     for lr, steps, seed in itertools.product(args.lr, args.steps, args.seeds):
         label = f"lr {lr:g}, {steps} steps, seed {seed}"

@@ -103,6 +103,15 @@ def case_data(case: str):
     return da, holdout, da.where(~holdout), extra
 
 
+def start(case: str):
+    """One torch thread (the records compare fits on one core), the run's stamp, and the
+    case's data as :func:`case_data` gives them."""
+    import torch
+
+    torch.set_num_threads(1)
+    return (stamp(),) + case_data(case)
+
+
 def fit(label: str, train_on, extra: dict, **options) -> tuple[Filler, float]:
     """``xgenfill.train`` on the field without the held-out pixels (with the case's mask), and
     its seconds. The model is marked as trained without them, so validate() does not refit
@@ -164,9 +173,7 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    torch.set_num_threads(1)
-    when = stamp()
-    da, holdout, train_on, extra = case_data(args.case)
+    when, da, holdout, train_on, extra = start(args.case)
 
     val_steps = []  # the validation dates of each fit, in order
     init = training._Source.__init__
