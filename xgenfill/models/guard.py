@@ -256,7 +256,8 @@ class Guarded(Filler):
         if self.network is not None and self.network.spatial_radius is None:
             raise GenfillError(f"network {self.network.name!r} needs the whole field (it reads "
                                "DINEOF's reconstruction: dineof_guide); load the data "
-                               "(da.load()) to fill it through the check")
+                               "(da.load()) to fill it through the check, or pass it as "
+                               "model= to fill with the network alone in one chunk")
         if self.network is None and not keep:
             raise GenfillError("model='auto' on a dask array needs a network or a candidate "
                                "that works chunk by chunk ('anomaly', 'linear_time', "
