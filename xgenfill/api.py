@@ -654,8 +654,8 @@ def train(da: xr.DataArray, model: "str | Filler" = "diffusion", *, mask=None,
         memory, has 3 time steps or more and at most ``DINEOF_GUIDE_MAX`` (20 million)
         values; otherwise, with no architecture asked for, train from scratch as a residual
         correction of the anomaly fill (``residual=True``); with an architecture of your own
-        in ``arch`` (``widths=``, ``window=``...), from scratch exactly as asked. ``None``: from scratch as ``arch`` says. The start is recorded in
-        ``meta["training"]["init"]``.
+        in ``arch`` (``widths=``, ``window=``...), from scratch exactly as asked. ``None``:
+        from scratch as ``arch`` says. The start is recorded in ``meta["training"]["init"]``.
         Fill with the result through the default's check, ``inpaint(da, network=model)``,
         or alone, ``inpaint(da, model=model)``.
     batch_size : int, default 16
