@@ -11,6 +11,7 @@ Written from the published method, not from the GPL Fortran code. Runs on CPU or
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -242,7 +243,7 @@ def dineof_guide(cube: Cube, folds: int = 5, block: int | None = None, seed: int
     """
     nt, ny, nx = cube.values.shape
     block = block or int(np.clip(min(ny, nx) // 12, 4, 64))
-    base = Cube(cube.values, cube.ocean, cube.doy, cube.time_index, cube.periodic_x)
+    base = replace(cube, covariates=None, steps=None)  # every gap of every step
     model = DINEOF()
     obs = base.observed & base.ocean[None]
     out = model.fill(base).best()  # NaN at observed pixels: filled below, fold by fold
@@ -251,7 +252,6 @@ def dineof_guide(cube: Cube, folds: int = 5, block: int | None = None, seed: int
     for k in range(folds):
         part = obs & (fold == k)
         if part.any():
-            hidden = Cube(np.where(part, np.nan, base.values), base.ocean, base.doy,
-                          base.time_index, base.periodic_x)
+            hidden = replace(base, values=np.where(part, np.nan, base.values))
             out[part] = model.fill(hidden).best()[part]
     return np.where(base.ocean[None], out, np.nan).astype(np.float32)
