@@ -145,7 +145,7 @@ def run_case(name: str, fit_seconds: float, n_samples: int, quick: bool,
     if fit_seconds > 0 or fit_steps:
         # the fit recipe a user gets: xgenfill.train(da) with its defaults (init="auto"),
         # then inpaint(da, network=model): the same check weighs the fitted network
-        start, arch, how = _auto_init("diffusion", da, "auto", None, {}, "cpu")
+        start, arch, how = _auto_init("diffusion", da, "auto", {}, "cpu")
         net = (_adapt_init(start, arch) if start is not None
                else model_classes()["diffusion"](device="cpu", **arch))
         budget = {"max_steps": fit_steps} if fit_steps else {"max_time": fit_seconds}
