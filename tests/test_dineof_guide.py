@@ -86,7 +86,12 @@ def test_a_guided_model_needs_the_whole_field():
     assert m.spatial_radius is None
     # alone on a dask array: one chunk, the in-memory fill (to float rounding)
     lazy = xgenfill.inpaint(da.chunk(time=5, lat=12), model=m)
-    np.testing.assert_allclose(lazy.values, xgenfill.inpaint(da, model=m).values, rtol=1e-6)
+    eager = xgenfill.inpaint(da, model=m)
+    np.testing.assert_allclose(lazy.values, eager.values, rtol=1e-6)
+    obs = np.isfinite(da.values)
+    np.testing.assert_array_equal(eager.values[obs], da.values[obs])  # observed kept
+    assert np.isnan(eager.values[:, :5, :6]).all()  # land (never observed) not filled
+    assert np.isfinite(eager.values[:, 10:, 10:]).all()  # the sea's gaps filled
     with pytest.raises(GenfillError, match="load the data"):
         xgenfill.inpaint(da.chunk(time=5), network=m)
     with pytest.raises(GenfillError, match="cannot stream its training"):
