@@ -22,9 +22,7 @@ fine-tuned from the pretrained weights where they come from the same kind of pro
 cases A and C), trained from scratch where they do not (case B: the SST weights were trained
 on OSTIA L4 at 0.25 deg, case B is AVHRR L3 at 0.02 deg; fine-tuning them gave worse fills than
 starting afresh; from scratch both models are built with ``residual=True``: they learn a
-correction to the anomaly fill of what they see; at 700 steps through the default's check the
-fine-tune that ``train()`` runs by default has since scored 0.814x against this one's 0.828x,
-see ``dineof_guide.py``). Writes a Markdown and a JSON table to
+correction to the anomaly fill of what they see). Writes a Markdown and a JSON table to
 benchmarks/results/.
 """
 
