@@ -31,15 +31,23 @@ def main() -> None:
     p.add_argument("--lr", type=float, nargs="+", default=[2e-3])
     p.add_argument("--steps", type=int, nargs="+", default=[700])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--inits", nargs="+", choices=["auto", "scratch"], default=["auto"],
+                   help="auto: train()'s default start; scratch: a residual network from "
+                        "scratch (what the default does for a variable with no pretrained "
+                        "family)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     import torch
 
     when, da, holdout, train_on, extra = start(args.case)
     specs, fit_s = {"dineof": "dineof", "anomaly": "anomaly"}, {}
-    for lr, steps, seed in itertools.product(args.lr, args.steps, args.seeds):
+    for init, lr, steps, seed in itertools.product(args.inits, args.lr, args.steps, args.seeds):
         label = f"lr {lr:g}, {steps} steps, seed {seed}"
-        net, fit_s[label] = fit(label, train_on, extra, max_steps=steps, lr=lr, seed=seed)
+        start_from = {} if init == "auto" else {"init": None, "residual": True}
+        if len(args.inits) > 1 or init != "auto":
+            label = f"{init}, {label}"
+        net, fit_s[label] = fit(label, train_on, extra, max_steps=steps, lr=lr, seed=seed,
+                                **start_from)
         specs[label] = Guarded(net, CLASSICAL)
     rows, preds, truth, blocks = score(da, holdout, extra, specs)
     ratios(rows, preds, truth, blocks)
@@ -47,7 +55,7 @@ def main() -> None:
         r["fit_s"] = fit_s.get(r["variant"], 0.0)
     meta = {"date": when, "machine": platform.platform(), "torch": torch.__version__,
             "torch_threads": 1, "case": args.case, "lr": args.lr, "steps": args.steps,
-            "seeds": args.seeds}
+            "seeds": args.seeds, "inits": args.inits}
     print(write_record(args.out, f"recipe-sweep-{when}-{args.case}",
                        f"fit recipe sweep {when}", meta, rows,
                        f"Case {args.case}, the recipe (`train(da, lr=..., max_steps=..., "

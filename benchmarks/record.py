@@ -14,9 +14,14 @@ def stamp() -> str:
 
 
 def write_record(out: Path, stem: str, title: str, meta: dict, rows: list, body: str) -> str:
-    """Write ``out/stem.json`` and ``out/stem.md``; returns the Markdown text."""
+    """Write ``out/stem.json`` and ``out/stem.md``; returns the Markdown text. Two runs of a
+    script started in the same minute do not overwrite each other: the second one's stem
+    gets ``-2`` (then ``-3``, ...)."""
     out.mkdir(parents=True, exist_ok=True)
-    base = out / stem
+    base, n = out / stem, 1
+    while base.with_suffix(".json").exists():
+        n += 1
+        base = out / f"{stem}-{n}"
     base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     text = f"# {title}\n\n```\n{json.dumps(meta)}\n```\n\n{body.rstrip()}\n"
     base.with_suffix(".md").write_text(text)

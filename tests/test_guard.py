@@ -239,6 +239,22 @@ def test_train_defaults_fine_tune_the_family_model_with_covariates_too():
     assert float(res.fit_seconds.isel(model=0)) > 0 and int(res.n.isel(model=0).max()) > 0
 
 
+def test_train_defaults_on_sst_are_a_residual_network_from_scratch():
+    # the benchmark's SST case (B) is filled best by a residual network from scratch
+    from .test_transforms import _sst_cube
+
+    sst = _sst_cube()
+    sst.attrs = {"units": "degree Celsius"}  # identified by its name and units (Alboran's)
+    sst = sst.rename("SST")
+    model = xgenfill.train(sst, model="diffusion", max_steps=1, batch_size=2, patch=16)
+    assert model.arch["residual"] and model.meta["training"]["init"].startswith("scratch")
+    assert model.meta["transform"] == "identity"
+    # the pretrained SST model is still there to start from when asked for
+    tuned = xgenfill.train(sst, model="diffusion", init="diffusion-sst-v1", max_steps=1,
+                           batch_size=2, patch=16)
+    assert tuned.meta["init_source"] == "diffusion-sst-v1"
+
+
 def test_train_defaults_from_scratch_are_residual():
     da = make_chl(nt=12, ny=16, nx=16)
     frac = (da / (da + 1)).rename("fraction")

@@ -171,3 +171,13 @@ def test_fills_are_never_beyond_the_variables_physical_range():
     with pytest.warns(xgenfill.GenfillWarning, match="left unfilled"):
         kept = prep.plausible_fill(0, Fill(samples=values))
     assert np.isnan(kept.samples).all()
+
+
+@pytest.mark.parametrize("units", ["degC", "degree_Celsius", "degree Celsius", "degrees Celsius"])
+def test_an_undecoded_fill_value_in_celsius_is_refused_however_the_units_are_spelled(units):
+    from xgenfill.plausible import check_physical, physical_bounds
+    from xgenfill.transforms import TRANSFORMS
+
+    assert physical_bounds(units, TRANSFORMS["identity"]) == (-5.0, 50.0)
+    with pytest.raises(xgenfill.GenfillError, match="outside -5..50"):
+        check_physical(np.array([15.0, -999.0]), "SST", units)

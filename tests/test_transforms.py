@@ -24,6 +24,18 @@ def test_chl_by_standard_name_and_by_units():
     assert prepare(da3).transform.name == "identity"
 
 
+@pytest.mark.parametrize("units", ["degree_Celsius", "degree Celsius", "degrees Celsius",
+                                   "degrees C", "deg C", "degC", "K"])
+def test_temperature_units_with_spaces_or_underscores_identify_sst(units):
+    from xgenfill.transforms import variable_family
+
+    da = make_chl().rename("SST")  # the Alboran AVHRR file: name "SST", units "degree Celsius"
+    da.attrs = {"units": units}
+    assert variable_family(da, "identity") == "sst"
+    da.attrs = {"units": "degree Celsius", "long_name": "wind speed"}  # the units alone: no
+    assert variable_family(da.rename("wind"), "identity") is None
+
+
 def test_fraction_gets_logit_and_override():
     da = make_chl()
     frac = (da / (da + 1)).rename("pico_fraction")

@@ -38,6 +38,7 @@ OUTLIER_WIDTHS = 100.0
 _PHYSICAL = {  # units -> the widest physical range of the variables that use them
     "degc": (-5.0, 50.0), "deg_c": (-5.0, 50.0), "degree_c": (-5.0, 50.0),
     "degrees_c": (-5.0, 50.0), "celsius": (-5.0, 50.0), "degree_celsius": (-5.0, 50.0),
+    "degrees_celsius": (-5.0, 50.0), "°c": (-5.0, 50.0),
     "k": (268.0, 323.0), "kelvin": (268.0, 323.0),
     # concentrations: retrieval noise can go a little negative; fill values go far beyond
     "mg m-3": (-100.0, 1e5), "mg m^-3": (-100.0, 1e5), "mg/m3": (-100.0, 1e5),
@@ -80,11 +81,18 @@ def _refuse(n: int, name: str, example: float, where: str) -> None:
         "the variable (or open the file with mask_and_scale=True), or mask them as NaN")
 
 
+def _physical(units: str) -> tuple[float, float] | None:
+    """The physical range of ``units`` (None when unknown); temperature units match with
+    spaces as with underscores ("degree Celsius" = "degree_Celsius")."""
+    u = str(units).strip().lower()
+    return _PHYSICAL.get(u, _PHYSICAL.get("_".join(u.split())))
+
+
 def check_physical(raw: np.ndarray, name: str, units: str = "") -> None:
     """Refuse values beyond the physical range of ``units`` (when known) or beyond 1e20: the
     part of :func:`check_outliers` that needs no statistic of the whole field (lazy inputs run
     it block by block at compute time)."""
-    phys = _PHYSICAL.get(units.strip().lower())
+    phys = _physical(units)
     with np.errstate(invalid="ignore"):
         far = np.abs(raw) > ABSURD
         if phys is not None:
@@ -132,7 +140,7 @@ def bounds(lowest, highest, scale, fallback):
 def physical_bounds(units: str, transform) -> tuple[float, float]:
     """The physical range of a variable in ``units``, in ``transform``'s units (-inf, inf when
     the units say nothing): a fill outside it is not plausible, whatever the data."""
-    phys = _PHYSICAL.get(str(units).strip().lower())
+    phys = _physical(units)
     if phys is None:
         return -np.inf, np.inf
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -20,7 +20,7 @@ _CHL_UNITS = {"mg m-3", "mg m^-3", "mg/m3", "mg/m^3", "mg m**-3", "milligram m-3
               "ug l-1", "ug/l", "µg l-1", "mg m-3 "}
 _FRACTION_UNITS = {"1", "", "fraction", "dimensionless", "none", "-"}
 _TEMPERATURE_UNITS = {"k", "kelvin", "degc", "deg_c", "degree_c", "degrees_c", "celsius",
-                      "degree_celsius", "degrees_celsius", "deg c", "°c", "c"}
+                      "degree_celsius", "degrees_celsius", "°c", "c"}
 _SST_STANDARD_NAMES = ("sea_surface_temperature", "sea_surface_foundation_temperature",
                        "sea_surface_skin_temperature", "sea_surface_subskin_temperature",
                        "sea_water_temperature")
@@ -94,7 +94,8 @@ def _looks_like_sst(da: xr.DataArray) -> bool:
     std = str(da.attrs.get("standard_name", "")).strip().lower()
     if std in _SST_STANDARD_NAMES:
         return True
-    units = str(da.attrs.get("units", "")).strip().lower().replace("degrees ", "degrees_")
+    # "degree Celsius", "degrees C": spelled with a space as often as with UDUNITS' underscore
+    units = "_".join(str(da.attrs.get("units", "")).strip().lower().split())
     text = _text(da)
     named = "sst" in text or "temperature" in text or "temp" in str(da.name).lower()
     return units in _TEMPERATURE_UNITS and named
