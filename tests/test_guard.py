@@ -124,6 +124,39 @@ def test_guard_members_are_calibrated_about_the_blend():
     assert ratio > 3
 
 
+def test_members_take_the_spread_the_check_fitted():
+    # the spread is scale * (the network's own spread) + floor, pixel by pixel
+    from xgenfill.models.guard import Check
+
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((4, 10, 12)).astype(np.float32)
+    values[:, 3:7, 4:9] = np.nan
+    cube = Cube(values, np.ones((10, 12), bool))
+    own = np.where(np.arange(12) < 6, 0.5, 0.05)[None, None]  # unsure on the left
+
+    class Spread(Filler):
+        name = "spread-net"
+        stochastic = True
+
+        def fill(self, cube, n_samples=1, seed=0):
+            noise = np.random.default_rng(seed).standard_normal((n_samples,) + values.shape)
+            samples = np.where(cube.gaps, own * noise, np.nan).astype(np.float32)
+            return Fill(samples=samples, mean=np.where(cube.gaps, 0.0, np.nan))
+
+    net = Spread()
+    g = Guarded(net, ())
+    gaps = np.isnan(values)
+    for scale, floor in ((1.0, 0.0), (0.0, 0.2), (2.0, 0.1)):
+        check = Check([net], np.ones(1), 0.3, scale, {}, floor)
+        out = g.combine(cube, check, n_samples=6)
+        sd = out.samples.std(0, ddof=1)
+        raw = net.fill(cube, n_samples=6, seed=0).samples.std(0, ddof=1)
+        want = scale * raw + floor
+        # the network's members are standardised: their spread is exactly the model's
+        np.testing.assert_allclose(sd[gaps], want[gaps], rtol=1e-4)
+        np.testing.assert_allclose(out.samples.mean(0)[gaps], 0.0, atol=1e-5)
+
+
 def test_validate_reports_the_guard_weights():
     da = make_chl(nt=30, ny=20, nx=24)
     truth = 10 ** make_field(30, 20, 24, 0)

@@ -19,8 +19,12 @@ measures it on the data being filled, without any training:
    ``MIN_GAIN`` of that error), so that weights that only fit the hidden dates do not carry
    over to the real gaps;
 4. the same candidates fill the real gaps and are combined with these weights. Members (for
-   the uncertainty) are the network's members about the combination, their spread scaled so
-   that it matches the combination's error on the hidden pixels (spread/skill 1).
+   the uncertainty) are the network's members about the combination, standardised pixel by
+   pixel and given the spread ``a * s + b`` (``s``: the network's own spread there), with
+   ``a, b >= 0`` fitted to the combination's errors on the hidden pixels (the CRPS of that
+   normal spread, :func:`spread_model`): where the network's spread says where the fill is
+   uncertain, ``a`` carries it; where it does not (a network that is wrong on these data),
+   ``a`` goes to 0 and the spread is the combination's error everywhere.
 
 The weights, the hidden-pixel errors and the spread scale are recorded in the output's
 attributes and ``history`` and reported by :func:`xgenfill.validate`.
@@ -44,7 +48,8 @@ from ..errors import GenfillError
 from ..masks import cluster_clouds, transplant_clouds
 from .base import Cube, Fill, Filler
 
-__all__ = ["Guarded", "Check", "Checked", "stack_weights", "shrunk_weights", "CLASSICAL"]
+__all__ = ["Guarded", "Check", "Checked", "stack_weights", "shrunk_weights", "spread_model",
+           "CLASSICAL"]
 
 CLASSICAL = ("anomaly", "dineof", "linear_time", "climatology", "linear_space")
 _MIN_CHECK = 50  # hidden pixels below which the check says nothing
@@ -151,6 +156,42 @@ def shrunk_weights(preds: np.ndarray, truth: np.ndarray, group: np.ndarray
     return w / w.sum(), lam
 
 
+def spread_model(spread: np.ndarray, err: np.ndarray) -> tuple[float, float]:
+    """``a, b >= 0`` of the spread ``a * spread + b`` whose normal distribution about the fill
+    scores best (mean CRPS) against the fill's errors ``err`` at the same pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.uniform(0.1, 2.0, 20000)
+    >>> a, b = spread_model(s, 0.5 * s * rng.standard_normal(20000))  # spread right, 2x wide
+    >>> round(a, 1), round(b, 1)
+    (0.5, 0.0)
+    >>> a, b = spread_model(s, 0.3 * rng.standard_normal(20000))  # a spread that says nothing
+    >>> round(a, 1), round(b, 1)
+    (0.0, 0.3)
+    """
+    from scipy.optimize import minimize
+    from scipy.stats import norm
+
+    spread = np.asarray(spread, np.float64)
+    err = np.asarray(err, np.float64)
+    rmse = float(np.sqrt(np.mean(err ** 2))) or 1e-6
+
+    def crps(p):
+        sigma = np.maximum(p[0] * spread + p[1], 1e-9)
+        z = err / sigma
+        return float(np.mean(sigma * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z)
+                                      - 1 / np.sqrt(np.pi))))
+
+    mean_s = float(np.mean(spread)) or 1.0
+    starts = [(rmse / mean_s, 0.0), (0.0, rmse), (0.5 * rmse / mean_s, 0.5 * rmse)]
+    best = min((minimize(crps, x0, method="L-BFGS-B", bounds=[(0, None), (0, None)])
+                for x0 in starts), key=lambda r: r.fun)
+    return float(best.x[0]), float(best.x[1])
+
+
 def _groups(hold: np.ndarray) -> np.ndarray:
     """Each hidden pixel's group for :func:`shrunk_weights`: its time step, or its cloud on a
     single image (a split by cloud is what tells the stack's fit from its skill there; with
@@ -166,7 +207,8 @@ def _groups(hold: np.ndarray) -> np.ndarray:
 @dataclass
 class Check:
     """What the guard's check found: the candidates it kept, their weights, the combination's
-    error on the hidden pixels (normalised units), the members' spread scale, and its record
+    error on the hidden pixels (normalised units), the members' spread model ``scale * s +
+    floor`` (``s``: the network's own spread, see :func:`spread_model`), and its record
     (``info``: the ``xgenfill_guard_*`` attributes)."""
 
     models: list
@@ -174,6 +216,7 @@ class Check:
     rmse: float
     scale: float
     info: dict
+    floor: float = 0.0
 
 
 def _holdout(cube: Cube, fraction: float, seed: int) -> np.ndarray:
@@ -324,21 +367,22 @@ class Guarded(Filler):
             for m, p in zip(kept, preds):
                 info[f"guard_rmse_{m.name}"] = float(np.sqrt(np.mean((p[ok] - truth[ok]) ** 2)))
             info["guard_rmse_blend"] = rmse
-            scale = 1.0
+            scale, floor = 1.0, 0.0
             if net_members is not None:
-                dev = net_members[:, ok] - net_members[:, ok].mean(0)
-                spread = float(np.sqrt(np.nanmean(dev.var(0, ddof=1))))
-                scale = rmse / spread if spread > 0 else 1.0
+                spread = net_members[:, ok].std(0, ddof=1)
+                good = np.isfinite(spread)
+                scale, floor = spread_model(spread[good], err[good])
                 info["guard_spread_scale"] = scale
+                info["guard_spread_floor"] = floor
             models, weights = kept, w
         else:  # too few observations to check anything: the classical first guess, unweighted
             classical = [m for m in models if m is not self.network] or models
             models, weights = classical[:1], np.ones(1)
-            rmse, scale = float("nan"), 1.0
+            rmse, scale, floor = float("nan"), 1.0, 0.0
             info["guard_note"] = (f"only {int(hold.sum())} pixels could be hidden: unchecked, "
                                   f"{models[0].name} used alone")
         info["guard_weights"] = ", ".join(f"{m.name}:{w:.3f}" for m, w in zip(models, weights))
-        return Check(models, np.asarray(weights, np.float64), rmse, scale, info)
+        return Check(models, np.asarray(weights, np.float64), rmse, scale, info, floor)
 
     def combine(self, cube: Cube, check: Check, n_samples: int = 1, seed: int | None = 0
                 ) -> Fill:
@@ -346,7 +390,7 @@ class Guarded(Filler):
         and the network's members about the combination (step 4 of the module docstring)."""
         seed = 0 if seed is None else int(seed)
         stochastic = self.stochastic and n_samples > 1
-        rmse, scale, info = check.rmse, check.scale, dict(check.info)
+        rmse, info = check.rmse, dict(check.info)
         use = [(m, w) for m, w in zip(check.models, check.weights) if w > 0]
         if stochastic and all(m is not self.network for m, _ in use):
             use.append((self.network, 0.0))  # its members still give the spread's shape
@@ -365,11 +409,20 @@ class Guarded(Filler):
             point = (np.where(finite, stack, 0.0) * wts).sum(0) / (finite * wts).sum(0)
         point = np.where(cube.gaps, point, np.nan).astype(np.float32)
         if members is not None:
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no member there
                 dev = members - np.nanmean(members, axis=0, keepdims=True)
-            # where the network gave no member, the member is the blend itself
-            samples = (point[None] + scale * np.nan_to_num(dev)).astype(np.float32)
+                own = np.nanstd(members, axis=0, ddof=1)
+                z = dev / own  # the network's members, standardised pixel by pixel
+            # where the network gave no spread (no member, or all equal), standard normal
+            # draws: the spread there is the floor
+            flat = ~np.isfinite(z) | ~(own > 0)
+            if flat.any():
+                draws = np.random.default_rng(seed).standard_normal(members.shape)
+                draws = (draws - draws.mean(0)) / draws.std(0, ddof=1)
+                z = np.where(flat, draws, z)
+            sigma = check.scale * np.nan_to_num(own) + check.floor
+            samples = (point[None] + sigma[None] * z).astype(np.float32)
             samples = np.where(np.isfinite(point)[None], samples, np.nan)
         else:
             samples = point[None]
