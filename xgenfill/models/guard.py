@@ -409,27 +409,45 @@ class Guarded(Filler):
             point = (np.where(finite, stack, 0.0) * wts).sum(0) / (finite * wts).sum(0)
         point = np.where(cube.gaps, point, np.nan).astype(np.float32)
         if members is not None:
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no member there
-                dev = members - np.nanmean(members, axis=0, keepdims=True)
-                own = np.nanstd(members, axis=0, ddof=1)
-                z = dev / own  # the network's members, standardised pixel by pixel
-            # where the network gave no spread (no member, or all equal), standard normal
-            # draws: the spread there is the floor
-            flat = ~np.isfinite(z) | ~(own > 0)
-            if flat.any():
-                draws = np.random.default_rng(seed).standard_normal(members.shape)
-                draws = (draws - draws.mean(0)) / draws.std(0, ddof=1)
-                z = np.where(flat, draws, z)
-            sigma = check.scale * np.nan_to_num(own) + check.floor
-            samples = (point[None] + sigma[None] * z).astype(np.float32)
-            samples = np.where(np.isfinite(point)[None], samples, np.nan)
+            samples = self._members(members, point, check, seed)
         else:
             samples = point[None]
         std = None if members is not None else np.where(cube.gaps, rmse, np.nan).astype(
             np.float32)
         return Fill(samples=samples, mean=point if members is not None else None, std=std,
                     info=info)
+
+
+    @staticmethod
+    def _members(members: np.ndarray, point: np.ndarray, check: Check, seed: int
+                 ) -> np.ndarray:
+        """The network's members standardised pixel by pixel, given the spread ``check.scale
+        * s + check.floor`` about ``point`` (``s``: their own spread). Where the network gave
+        no spread (no member, or all equal) they are standardised normal draws, so the spread
+        there is the floor. One member at a time: no temporary the size of the ensemble
+        beyond the result."""
+        k = members.shape[0]
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no member there
+            z = (members - np.nanmean(members, axis=0)).astype(np.float32, copy=False)
+        ss = np.zeros(point.shape, np.float32)
+        for i in range(k):
+            ss += np.nan_to_num(z[i]) ** 2
+        own = np.sqrt(ss / max(k - 1, 1))
+        good = np.isfinite(members).all(0) & (own > 0)
+        inv = np.where(good, 1.0 / np.where(good, own, 1.0), 0.0).astype(np.float32)
+        sigma = (check.scale * own + check.floor).astype(np.float32)
+        need = np.isfinite(point) & ~good
+        draws = None
+        if need.any():
+            draws = np.random.default_rng(seed).standard_normal((k, int(need.sum())))
+            draws = ((draws - draws.mean(0)) / draws.std(0, ddof=1)).astype(np.float32)
+        for i in range(k):
+            zi = np.nan_to_num(z[i]) * inv
+            if draws is not None:
+                zi[need] = draws[i]
+            z[i] = point + sigma * zi  # NaN where the point is
+        return z
 
 
 class Checked(Filler):
