@@ -26,7 +26,7 @@ measures it on the data being filled, without any training:
    uncertain, ``a`` carries it; where it does not (a network that is wrong on these data),
    ``a`` goes to 0 and the spread is the combination's error everywhere.
 
-The weights, the hidden-pixel errors and the spread scale are recorded in the output's
+The weights, the hidden-pixel errors and the spread model are recorded in the output's
 attributes and ``history`` and reported by :func:`xgenfill.validate`.
 
 On a dask array (:func:`xgenfill.lazy.inpaint_lazy`) the check runs once, on a window of the
@@ -371,7 +371,9 @@ class Guarded(Filler):
             if net_members is not None:
                 spread = net_members[:, ok].std(0, ddof=1)
                 good = np.isfinite(spread)
-                scale, floor = spread_model(spread[good], err[good])
+                # no member anywhere it was checked: the blend's error is the spread
+                scale, floor = (spread_model(spread[good], err[good]) if good.sum() >= 2
+                                else (0.0, rmse))
                 info["guard_spread_scale"] = scale
                 info["guard_spread_floor"] = floor
             models, weights = kept, w
@@ -416,7 +418,6 @@ class Guarded(Filler):
             np.float32)
         return Fill(samples=samples, mean=point if members is not None else None, std=std,
                     info=info)
-
 
     @staticmethod
     def _members(members: np.ndarray, point: np.ndarray, check: Check, seed: int
