@@ -559,9 +559,9 @@ def _dineof_guide_default(da: xr.DataArray, dims: dict[str, str] | None) -> bool
 def _auto_init(model: Any, da: xr.DataArray, transform: str,
                arch: dict[str, Any], device: str, dims: dict[str, str] | None = None
                ) -> tuple[Any, dict[str, Any], str]:
-    """``init="auto"``: the pretrained model of the variable's family (with guides, DINEOF's
-    reconstruction where the field allows it, and covariate channels if asked) when there is
-    one of this kind and ``arch`` changes nothing fixed, else a residual network from
+    """``init="auto"``: for chlorophyll, the pretrained chlorophyll model (with guides,
+    DINEOF's reconstruction where the field allows it, and covariate channels if asked) when
+    ``arch`` changes nothing fixed; else (SST included, where it won) a residual network from
     scratch."""
     from .models.neural import NeuralFiller
     from .transforms import choose_transform
