@@ -114,6 +114,11 @@ def test_guard_members_are_calibrated_about_the_blend():
     g = Guarded(net, ("anomaly",))
     out = xgenfill.inpaint(da, model=g, n_samples=6)
     assert out.sizes["member"] == 6
+    # the spread model is on record, its floor in the transformed units (log10 here)
+    ds = xgenfill.inpaint(da, model=g, n_samples=6, return_dataset=True)
+    scale = ds.attrs["xgenfill_guard_spread_scale"]
+    floor = ds.attrs["xgenfill_guard_spread_floor"]
+    assert scale >= 0 and 0 <= floor < 10 * ds.attrs["xgenfill_guard_rmse_blend"]
     spread = out.std("member")
     # the raw members' spread (0.01 std units) was scaled up to the blend's hidden-pixel error
     from xgenfill.prepare import prepare
