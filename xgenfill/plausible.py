@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from .errors import warn
+from .transforms import spaced_units
 
 __all__ = ["MARGIN", "OUTLIER_WIDTHS", "bounds", "check_outliers", "check_physical",
            "physical_bounds", "drop_implausible",
@@ -84,8 +85,7 @@ def _refuse(n: int, name: str, example: float, where: str) -> None:
 def _physical(units: str) -> tuple[float, float] | None:
     """The physical range of ``units`` (None when unknown); temperature units match with
     spaces as with underscores ("degree Celsius" = "degree_Celsius")."""
-    u = str(units).strip().lower()
-    return _PHYSICAL.get(u, _PHYSICAL.get("_".join(u.split())))
+    return _PHYSICAL.get(str(units).strip().lower(), _PHYSICAL.get(spaced_units(units)))
 
 
 def check_physical(raw: np.ndarray, name: str, units: str = "") -> None:

@@ -90,12 +90,19 @@ def _chlorophyll_units_only(da: xr.DataArray) -> bool:
     return units in _CHL_UNITS and not _looks_like_chlorophyll(da)
 
 
+def spaced_units(units: str) -> str:
+    """``units`` lower-cased with their words joined by underscores: "degree Celsius" and
+    UDUNITS' "degree_Celsius" are the same key (the temperature tables here and in
+    :mod:`xgenfill.plausible` are keyed so)."""
+    return "_".join(str(units).strip().lower().split())
+
+
 def _looks_like_sst(da: xr.DataArray) -> bool:
     std = str(da.attrs.get("standard_name", "")).strip().lower()
     if std in _SST_STANDARD_NAMES:
         return True
     # "degree Celsius", "degrees C": spelled with a space as often as with UDUNITS' underscore
-    units = "_".join(str(da.attrs.get("units", "")).strip().lower().split())
+    units = spaced_units(da.attrs.get("units", ""))
     text = _text(da)
     named = "sst" in text or "temperature" in text or "temp" in str(da.name).lower()
     return units in _TEMPERATURE_UNITS and named
