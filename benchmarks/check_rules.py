@@ -1,27 +1,32 @@
 #!/usr/bin/env python
 """Other rules for the default's check, replayed on the leave-one-dataset-out benchmark.
 
-    python benchmarks/check_rules.py [--datasets modis_2021 nwa_2018 ...] [--seed 0]
+    python benchmarks/check_rules.py [--datasets modis_2021 nwa_2018 ...] [--seeds 0 1 2]
 
 For every dataset of ``leave_one_out.py`` the default call is run once (one member: the
 weights do not depend on the members), keeping what its check saw (every candidate's fill of
 the check's hidden pixels, their truth, their dates or clouds) and what every candidate filled
 at the benchmark's held-out pixels. Each rule then turns the check into weights, and the
 weighted fill is scored against the best classical fill on the same pixels, as the benchmark
-does. The shipped rule (``shrunk_weights``) reproduces the benchmark's ratios exactly.
+does. The shipped rule reproduces the benchmark's ratios exactly: ``shrunk_weights`` on
+several dates, ``choose_one`` (the best single candidate) on a single image.
+
+Rules applied to every dataset: ``stacked on single images too`` (the rule shipped before
+2026-12-08: ``shrunk_weights`` everywhere, a single image split by cloud); ``MIN_GAIN 3 %``;
+``leave one date out`` (the share of the stack chosen date by date instead of by halves);
+``bagged`` (stacking weights averaged over 64 resamples of the dates); ``z > 1.64`` (the stack
+only where its leave-one-date-out gain exceeds 1.64 standard errors of the per-date gains).
 
 Rules that see more than the shipped check sees: ``3 draws pooled`` (the stack fitted on
 three independent draws of the check's hidden clouds together); ``by distance`` (weights of
 their own for the pixels within 4 pixels of an observation and for those further in, where
-that holds up across the halves of the dates); both together. ``--seed`` replays
-``leave_one_out.py --seed``: a rule that wins with one draw of the scored clouds and loses with
-another is not a better rule.
+that holds up across the halves of the dates); both together. Rules for single images only
+(the shipped rule elsewhere): ``single: z > 1.64``, ``single: 3 draws pooled`` and both.
 
-Rules: ``shipped`` (halves of the check's dates, ``MIN_GAIN`` 1 %); ``MIN_GAIN 3 %``;
-``leave one date out`` (the share of the stack chosen date by date instead of by halves);
-``bagged`` (stacking weights averaged over 64 resamples of the dates); ``z > 1.64`` (the stack
-only where its leave-one-date-out gain exceeds 1.64 standard errors of the per-date gains).
-Writes a Markdown and a JSON table.
+``--seeds`` replays ``leave_one_out.py --seed`` for each seed: a rule that wins with one draw
+of the scored clouds and loses with another is not a better rule. The record has a table per
+seed and a summary: each rule's ratio pooled over the seeds (squared errors summed) and how
+many runs it scored above 1.00. Writes a Markdown and a JSON table.
 """
 
 from __future__ import annotations
@@ -112,7 +117,8 @@ def significant(preds, truth, group, z=1.64):
     return _blend(lam, full, best)
 
 
-RULES = {"shipped": min_gain_rule(guard.MIN_GAIN), "MIN_GAIN 3 %": min_gain_rule(0.03),
+RULES = {"stacked on single images too": min_gain_rule(guard.MIN_GAIN),
+         "MIN_GAIN 3 %": min_gain_rule(0.03),
          "leave one date out": leave_one_date_out, "bagged": bagged,
          "z > 1.64": significant}
 NEAR = 4.0  # pixels: a hidden or scored pixel closer than this to an observation is "near"
@@ -167,13 +173,41 @@ def by_distance(preds, truth, group, near, gain=0.01, min_n=200):
                      for p in (near, ~near)])
 
 
-# rules that see more than the shipped check: (run) -> (2, K) weights (near, further)
+# rules that see more than the check's first draw, or know whether it saw one image:
+# (run) -> (2, K) weights (near, further)
 POOLED_RULES = {
+    "shipped": lambda run: np.stack([_single_or_shipped(
+        run, lambda p, t, g: guard.choose_one(p, t))] * 2),
     f"{DRAWS} draws pooled": lambda run: np.stack([guard.shrunk_weights(
         *_pool(run, DRAWS)[:3])[0]] * 2),
     f"by distance ({NEAR:g} px)": lambda run: by_distance(*_pool(run, 1)),
     f"{DRAWS} draws, by distance": lambda run: by_distance(*_pool(run, DRAWS)),
+    # single images only (nine or ten clouds decide the weights); the shipped rule elsewhere
+    "single: z > 1.64": lambda run: np.stack([_single_or_shipped(run, significant)] * 2),
+    f"single: {DRAWS} draws pooled": lambda run: np.stack([_single_or_shipped(
+        run, lambda *a: guard.shrunk_weights(*a)[0], DRAWS)] * 2),
+    f"single: {DRAWS} draws, z > 1.64": lambda run: np.stack([_single_or_shipped(
+        run, significant, DRAWS)] * 2),
 }
+
+
+def _single_or_shipped(run: dict, rule, draws: int = 1) -> np.ndarray:
+    """``rule`` on the first ``draws`` draws pooled where the check saw a single image,
+    ``shrunk_weights`` on what the check saw elsewhere."""
+    if not run["draws"][0]["single"]:
+        return guard.shrunk_weights(*run["check"])[0]
+    return rule(*(_pool(run, draws)[:3] if draws > 1 else run["check"]))
+
+
+def _groups(hold: np.ndarray) -> np.ndarray:
+    """Each hidden pixel's group for ``shrunk_weights``: its time step, or its cloud on a
+    single image (how the rule before 2026-12-08 split a single image)."""
+    from scipy import ndimage
+
+    if hold.shape[0] == 1:
+        labels, _ = ndimage.label(hold[0])
+        return labels[hold[0]]
+    return np.nonzero(hold)[0]
 
 
 def _draw(check_cube, models, seed: int) -> dict:
@@ -189,20 +223,13 @@ def _draw(check_cube, models, seed: int) -> dict:
     ok = np.isfinite(preds).all(0)
     obs = check_cube.observed & check_cube.ocean[None]
     return {"preds": preds[:, ok], "truth": check_cube.values[hold][ok],
-            "group": guard._groups(hold)[ok], "near": near_observations(obs & ~hold)[hold][ok],
+            "group": _groups(hold)[ok], "near": near_observations(obs & ~hold)[hold][ok],
             "single": hold.shape[0] == 1}
 
 
 def replay(name: str, seed: int = 0) -> dict:
-    """What the check saw (and ``DRAWS - 1`` further draws of its hidden clouds) and what
-    every candidate filled, for one dataset."""
-    seen = []
-    original = guard.shrunk_weights
-
-    def spy(preds, truth, group):
-        seen.append((preds.copy(), truth.copy(), group.copy()))
-        return original(preds, truth, group)
-
+    """What the check saw (its draw of hidden clouds, and ``DRAWS - 1`` further draws) and
+    what every candidate filled, for one dataset."""
     loader, _, spec = loo.DATASETS[name]
     net, _ = loo.network_for(spec, ROOT / "benchmarks" / "folds")
     da, holdout, mask = loader()
@@ -213,30 +240,45 @@ def replay(name: str, seed: int = 0) -> dict:
     def keep(self, cube, n_samples=1, seed=0):
         out = check(self, cube, n_samples, seed)
         kept.append([m.name for m in out.models])
+        # draw 0 has the check's seed: the very pixels and fills the check weighed
         draws.extend(_draw(cube, out.models, seed + d) for d in range(DRAWS))
         return out
 
     draws: list[dict] = []
 
-    guard.shrunk_weights, guard.Guarded.check = spy, keep
+    guard.Guarded.check = keep
     try:
         res = xgenfill.validate(da, models=models, holdout=holdout, mask=mask, n_samples=1,
                                 seed=seed)
     finally:
-        guard.shrunk_weights, guard.Guarded.check = original, check
+        guard.Guarded.check = check
     to_t = choose_transform(da, np.empty(0), "auto").forward
     names = ["auto"] + [str(m) for m in res.model.values[1:]]
     held = res.holdout.values
     obs = np.isfinite(da.values) & ~held
     if obs.ndim == 2:
         obs, held = obs[None], held[None]
-    return {"check": seen[0], "kept": kept[0], "truth": to_t(res.truth.values),
-            "draws": draws, "near": near_observations(obs)[held],
+    first = draws[0]
+    return {"check": (first["preds"], first["truth"], first["group"]), "kept": kept[0],
+            "truth": to_t(res.truth.values), "draws": draws,
+            "near": near_observations(obs)[held],
             "pred": {n: to_t(res.prediction.values[i]) for i, n in enumerate(names)},
             "classical": classical, "network": names[-1]}
 
 
-def score(run: dict, rule, pooled: bool = False) -> float:
+def _squared_errors(run: dict, point: np.ndarray) -> tuple[float, float]:
+    """Summed squared errors of ``point`` and of the best classical fill, on the pixels both
+    filled."""
+    t = run["truth"]
+    rmse = {n: np.sqrt(np.nanmean((run["pred"][n] - t) ** 2)) for n in run["classical"]}
+    ref = run["pred"][min(rmse, key=rmse.get)]
+    both = np.isfinite(point) & np.isfinite(ref) & np.isfinite(t)
+    return (float(np.sum((point[both] - t[both]) ** 2)),
+            float(np.sum((ref[both] - t[both]) ** 2)))
+
+
+def score(run: dict, rule, pooled: bool = False) -> tuple[float, float]:
+    """The rule's weighted fill: its summed squared error and the best classical fill's."""
     if pooled:
         w2 = rule(run)
     else:
@@ -247,45 +289,72 @@ def score(run: dict, rule, pooled: bool = False) -> float:
     finite = np.isfinite(fills)
     with np.errstate(invalid="ignore", divide="ignore"):
         point = (np.where(finite, fills, 0) * w).sum(0) / (finite * w).sum(0)
-    t = run["truth"]
-    rmse = {n: np.sqrt(np.nanmean((run["pred"][n] - t) ** 2)) for n in run["classical"]}
-    ref = run["pred"][min(rmse, key=rmse.get)]
-    both = np.isfinite(point) & np.isfinite(ref) & np.isfinite(t)
-    return float(np.sqrt(np.mean((point[both] - t[both]) ** 2)
-                         / np.mean((ref[both] - t[both]) ** 2)))
+    return _squared_errors(run, point)
+
+
+def _table(datasets: list[str], rows: list[dict]) -> str:
+    lines = ["| rule | " + " | ".join(datasets) + " | worst |",
+             "|---|" + "---|" * (len(datasets) + 1)]
+    for r in rows:
+        vals = [r[n] for n in datasets]
+        lines.append(f"| {r['rule']} | " + " | ".join(f"{v:.3f}" for v in vals)
+                     + f" | {max(vals):.3f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=list(loo.DATASETS),
                    choices=list(loo.DATASETS))
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="leave_one_out.py's --seed: the scored clouds and the check's draws")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     import torch
 
     when = stamp()
-    runs = {}
-    for name in args.datasets:
-        runs[name] = replay(name, args.seed)
-        print(f"{name}: replayed", flush=True)
-    rows = [{"rule": r, **{n: score(runs[n], f) for n in args.datasets}} for r, f in
-            RULES.items()]
-    rows += [{"rule": r, **{n: score(runs[n], f, pooled=True) for n in args.datasets}}
-             for r, f in POOLED_RULES.items()]
-    lines = ["| rule | " + " | ".join(args.datasets) + " | worst |",
+    rules = [(r, f, False) for r, f in RULES.items()]
+    rules += [(r, f, True) for r, f in POOLED_RULES.items()]
+    sse: dict = {}  # (rule, dataset, seed) -> (rule's, best classical's) squared errors
+    body = []
+    for seed in args.seeds:
+        for name in args.datasets:
+            run = replay(name, seed)
+            for r, f, pooled in rules:
+                sse[r, name, seed] = score(run, f, pooled)
+            # the shipped rule must give what the default call gave
+            auto = _squared_errors(run, run["pred"]["auto"])
+            if abs(auto[0] / auto[1] - sse["shipped", name, seed][0] / auto[1]) > 1e-6:
+                print(f"warning: {name} seed {seed}: the replay of the shipped rule differs "
+                      "from the default call", flush=True)
+            print(f"{name} seed {seed}: replayed", flush=True)
+        rows = [{"rule": r, **{n: np.sqrt(sse[r, n, seed][0] / sse[r, n, seed][1])
+                               for n in args.datasets}} for r, _, _ in rules]
+        body.append(f"### seed {seed}\n\n" + _table(args.datasets, rows))
+    summary = []
+    for r, _, _ in rules:
+        row = {"rule": r}
+        for n in args.datasets:
+            a, b = (sum(sse[r, n, s][i] for s in args.seeds) for i in (0, 1))
+            row[n] = float(np.sqrt(a / b))
+            row[f"{n} above 1.00"] = sum(int(sse[r, n, s][0] > sse[r, n, s][1] * (1 + 1e-9))
+                                         for s in args.seeds)
+        summary.append(row)
+    lines = ["| rule | " + " | ".join(args.datasets) + " | runs above 1.00 |",
              "|---|" + "---|" * (len(args.datasets) + 1)]
-    for r in rows:
-        vals = [r[n] for n in args.datasets]
-        lines.append(f"| {r['rule']} | " + " | ".join(f"{v:.3f}" for v in vals)
-                     + f" | {max(vals):.3f} |")
+    for row in summary:
+        above = sum(row[f"{n} above 1.00"] for n in args.datasets)
+        lines.append(f"| {row['rule']} | " + " | ".join(f"{row[n]:.3f}" for n in args.datasets)
+                     + f" | {above} of {len(args.datasets) * len(args.seeds)} |")
+    text = (f"RMSE / best classical fill on the same pixels; seeds {args.seeds}\n\n"
+            "## Pooled over the seeds\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(body))
+    per_seed = [{"rule": r, "dataset": n, "seed": s, "sse": v[0], "sse_best_classical": v[1],
+                 "ratio": float(np.sqrt(v[0] / v[1]))} for (r, n, s), v in sse.items()]
     meta = {"date": when, "machine": platform.platform(), "torch": torch.__version__,
             "datasets": args.datasets, "min_gain": guard.MIN_GAIN, "holdout": guard.HOLDOUT,
-            "seed": args.seed, "near_px": NEAR, "draws": DRAWS}
+            "seeds": args.seeds, "near_px": NEAR, "draws": DRAWS}
     print(write_record(args.out, f"check-rules-{when}", f"check rules replayed {when}", meta,
-                       rows, "RMSE / best classical fill on the same pixels\n\n"
-                       + "\n".join(lines)))
+                       summary + per_seed, text))
 
 
 if __name__ == "__main__":

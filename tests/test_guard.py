@@ -370,16 +370,29 @@ def test_a_streamed_check_fills_in_spatial_chunks():
 
 
 
-def test_single_image_check_is_split_by_cloud():
-    from xgenfill.models.guard import _groups
+def test_single_image_check_chooses_one_candidate():
+    # a network with errors of its own (noise): a stack would mix it with the spatial
+    # interpolation; on one image the check picks one of them (weights 0 or 1, and a note)
+    da = make_chl(nt=1, ny=40, nx=40, land=False)
+    sea = xr.DataArray(np.ones((40, 40), bool), dims=("lat", "lon"))
+    from xgenfill.prepare import prepare
 
-    one = np.zeros((1, 10, 10), bool)
-    one[0, :2, :2] = one[0, 6:, 6:] = True
-    group = _groups(one)
-    assert group.size == one.sum() and sorted(np.unique(group)) == [1, 2]
-    many = np.zeros((3, 4, 4), bool)
-    many[0, 0] = many[2, 1] = True
-    np.testing.assert_array_equal(_groups(many), [0] * 4 + [2] * 4)
+    prep = prepare(da, mask=sea)
+    truth = (make_field(1, 40, 40, 0) - prep.mean[0]) / prep.std[0]
+    noisy = truth + 0.3 * np.random.default_rng(0).standard_normal(truth.shape)
+    out = xgenfill.inpaint(da, model=Guarded(Offset(noisy.astype(np.float32), 0.0),
+                                             ["linear_space"]),
+                           mask=sea, return_dataset=True)
+    weights = [float(kv.split(":")[1]) for kv in out.attrs["xgenfill_guard_weights"].split(", ")]
+    assert sorted(weights) == [0.0, 1.0]
+    assert "single image" in out.attrs["xgenfill_guard_note"]
+    assert out.attrs["xgenfill_guard_stack_share"] == 0.0
+    # the chosen one is the one with the lower error on the hidden clouds
+    rmse = {k[len("xgenfill_guard_rmse_"):]: v for k, v in out.attrs.items()
+            if k.startswith("xgenfill_guard_rmse_") and not k.endswith("blend")}
+    chosen = [kv.split(":")[0] for kv in out.attrs["xgenfill_guard_weights"].split(", ")
+              if kv.endswith("1.000")]
+    assert chosen == [min(rmse, key=rmse.get)]
 
 
 def test_transplant_tries_other_donors_on_a_short_record():
