@@ -105,7 +105,24 @@ def spread_skill(members: np.ndarray, truth: np.ndarray) -> float:
 
 
 def interval_coverage(members: np.ndarray, truth: np.ndarray, level: float) -> float:
-    """Fraction of observations inside the central ``level`` interval of the members."""
+    """Fraction of observations inside the central ``level`` interval of the members (their
+    quantiles, as a user would read an interval off them).
+
+    With few members this is below ``level`` even for a calibrated ensemble: the 5-95 %
+    quantiles of 8 members hold about 73 % of truths drawn from the members' own distribution,
+    their 25-75 % quantiles about 40 %. Compare with that, or with the rank histogram.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> truth, members = rng.standard_normal(100000), rng.standard_normal((8, 100000))
+    >>> round(interval_coverage(members, truth, 0.9), 2), round(interval_coverage(
+    ...     members, truth, 0.5), 2)  # calibrated, 8 members
+    (0.73, 0.4)
+    >>> round(interval_coverage(rng.standard_normal((100, 100000)), truth, 0.9), 2)  # 100
+    0.88
+    """
     lo, hi = np.quantile(members, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return float(np.mean((truth >= lo) & (truth <= hi)))
 
