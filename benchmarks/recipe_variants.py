@@ -15,7 +15,15 @@ benchmark's pixels, beside DINEOF and the anomaly fill:
   (test-time augmentation), and the same for a network trained with ``augment=True``;
 - ``+ fitted VAE``: a VAE fitted the same way, as one more candidate of the check;
 - ``check on validation dates``: the check hides pixels only on the dates the network was not
-  trained on (is the check fooled by a network that has seen its pixels?).
+  trained on (is the check fooled by a network that has seen its pixels?);
+- ``mean of N seeds`` (``--seeds N``, N > 2): a deeper ensemble of the recipe's network;
+- ``window 12, residual, from scratch``: a network that sees twelve dates on each side (a year
+  of a monthly record) and corrects the anomaly fill, trained from scratch with the guides and
+  DINEOF's reconstruction;
+- ``ceiling: weights fitted on the scored pixels``: not a method (it sees the truth it is
+  scored on) but the best any check's weights could do with the recipe's network and the
+  classical fills, and with every fitted diffusion network besides: where it is above a
+  target, no rule for the check reaches it and only better candidates can.
 
 Writes a Markdown and a JSON table (RMSE, ratio to the best classical fill with its 90 %
 interval over resampled dates, the check's weights).
@@ -143,17 +151,41 @@ def score(da, holdout, extra, specs: dict) -> tuple[list[dict], dict, np.ndarray
 
 
 def ratios(rows: list[dict], preds: dict, truth: np.ndarray, blocks: np.ndarray) -> None:
-    """Each row's RMSE and ratio to the better of DINEOF and the anomaly fill, on the pixels
+    """Each row's RMSE and ratio to the best classical fill among the specs, on the pixels
     every spec filled, with a 90 % interval over resampled dates."""
     common = np.isfinite(truth) & np.all([np.isfinite(v) for v in preds.values()], axis=0)
     err = {k: float(np.sqrt(np.mean((v[common] - truth[common]) ** 2)))
            for k, v in preds.items()}
-    ref = min(("dineof", "anomaly"), key=err.get)
+    ref = min((n for n in preds if n in guard.CLASSICAL), key=err.get)
     for row in rows:
         ratio, lo, hi = rmse_ratio_interval(preds[row["variant"]][common], preds[ref][common],
                                             truth[common], blocks[common])
         row.update(n=int(common.sum()), rmse=err[row["variant"]], ratio=ratio,
                    ratio_90=[lo, hi], reference=ref)
+
+
+def ceilings(preds: dict, truth: np.ndarray) -> list[dict]:
+    """The convex weights fitted on the scored pixels themselves (see the module docstring),
+    of the recipe's network and the classical fills, then of every fitted diffusion network
+    and the classical fills; their fills are added to ``preds``."""
+    from xgenfill.models.guard import stack_weights
+
+    classical = [n for n in preds if n in guard.CLASSICAL]
+    networks = [n for n in preds if n.endswith("network alone")]
+    sets = {"ceiling: weights fitted on the scored pixels (seed 0 network)":
+            ["seed 0 network alone", *classical],
+            "ceiling: the same, every diffusion network": [*networks, *classical]}
+    common = np.isfinite(truth) & np.all([np.isfinite(v) for v in preds.values()], axis=0)
+    rows = []
+    for label, names in sets.items():
+        stack = np.stack([preds[n][common] for n in names])
+        w = stack_weights(stack, truth[common])
+        fill = np.full(truth.shape, np.nan)
+        fill[common] = w @ stack
+        preds[label] = fill
+        rows.append({"variant": label, "guard": ", ".join(
+            f"{n}:{x:.3f}" for n, x in zip(names, w)), "fill_s": 0.0})
+    return rows
 
 
 def table(rows: list[dict]) -> str:
@@ -169,6 +201,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--case", choices=list(CASES), default="C")
     p.add_argument("--steps", type=int, default=700)
+    p.add_argument("--seeds", type=int, default=2,
+                   help="recipe networks fitted with seeds 0, 1, ... for the deep ensemble")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     import torch
@@ -190,8 +224,17 @@ def main() -> None:
                                     ("vae", "vae", 0, False)):
         nets[label], fit_s[label] = fit(label, train_on, extra, model=model,
                                         max_steps=args.steps, seed=seed, augment=aug)
+    for seed in range(2, args.seeds):
+        nets[f"diffusion seed {seed}"], fit_s[f"diffusion seed {seed}"] = fit(
+            f"diffusion seed {seed}", train_on, extra, model="diffusion", max_steps=args.steps,
+            seed=seed)
+    label = "window 12, residual, from scratch"
+    nets[label], fit_s[label] = fit(label, train_on, extra, model="diffusion",
+                                    max_steps=args.steps, seed=0, init=None, window=12,
+                                    residual=True, guides=True, dineof_guide=True)
     training._Source.__init__ = init
     d0, d1 = nets["diffusion seed 0"], nets["diffusion seed 1"]
+    recipes = [nets[f"diffusion seed {seed}"] for seed in range(args.seeds)]
     specs = {
         "dineof": "dineof", "anomaly": "anomaly",
         "recipe": guard.Guarded(d0, guard.CLASSICAL),
@@ -202,7 +245,13 @@ def main() -> None:
                                          guard.CLASSICAL),
         "+ fitted VAE": guard.Guarded(d0, [nets["vae"], *guard.CLASSICAL]),
         "check on validation dates": guard.Guarded(d0, guard.CLASSICAL),
+        label: guard.Guarded(nets[label], guard.CLASSICAL),
+        **{f"seed {seed} network alone": net for seed, net in enumerate(recipes)},
+        f"{label}: network alone": nets[label],
+        **{name: name for name in guard.CLASSICAL if name not in ("dineof", "anomaly")},
     }
+    if args.seeds > 2:
+        specs[f"mean of {args.seeds} seeds"] = guard.Guarded(MeanOf(recipes), guard.CLASSICAL)
     orig_holdout = guard._holdout
 
     def on_validation_dates(cube, fraction, seed):
@@ -218,6 +267,7 @@ def main() -> None:
         rows += r
         preds.update(p)
     guard._holdout = orig_holdout
+    rows += ceilings(preds, truth)
     ratios(rows, preds, truth, blocks)
     body = (f"Case {args.case}, {args.steps} fit steps per network (fits: "
             + ", ".join(f"{k} {v:.0f} s" for k, v in fit_s.items()) + ")\n\n" + table(rows))
