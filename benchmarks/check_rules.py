@@ -15,7 +15,9 @@ Rules applied to every dataset: ``stacked on single images too`` (the rule shipp
 2026-12-08: ``shrunk_weights`` everywhere, a single image split by cloud); ``MIN_GAIN 3 %``;
 ``leave one date out`` (the share of the stack chosen date by date instead of by halves);
 ``bagged`` (stacking weights averaged over 64 resamples of the dates); ``z > 1.64`` (the stack
-only where its leave-one-date-out gain exceeds 1.64 standard errors of the per-date gains).
+only where its leave-one-date-out gain exceeds 1.64 standard errors of the per-date gains);
+``candidates within 1.25x`` and ``1.5x`` (the shipped rule on the candidates whose hidden-pixel
+RMSE is within that factor of the best one's).
 
 Rules that see more than the shipped check sees: ``3 draws pooled`` (the stack fitted on
 three independent draws of the check's hidden clouds together); ``by distance`` (weights of
@@ -117,10 +119,23 @@ def significant(preds, truth, group, z=1.64):
     return _blend(lam, full, best)
 
 
+def within(ratio: float):
+    """The shipped rule on the candidates whose hidden-pixel RMSE is within ``ratio`` of the
+    best one's (a candidate far behind gets no weight however it correlates)."""
+    def rule(preds, truth, group):
+        rmse = np.sqrt(((preds - truth) ** 2).mean(1))
+        keep = rmse <= ratio * rmse.min()
+        w = np.zeros(preds.shape[0])
+        w[keep] = guard.shrunk_weights(preds[keep], truth, group)[0]
+        return w
+    return rule
+
+
 RULES = {"stacked on single images too": min_gain_rule(guard.MIN_GAIN),
          "MIN_GAIN 3 %": min_gain_rule(0.03),
          "leave one date out": leave_one_date_out, "bagged": bagged,
-         "z > 1.64": significant}
+         "z > 1.64": significant, "candidates within 1.25x": within(1.25),
+         "candidates within 1.5x": within(1.5)}
 NEAR = 4.0  # pixels: a hidden or scored pixel closer than this to an observation is "near"
 DRAWS = 3  # draws of the check's hidden clouds pooled by the rules that pool them
 
