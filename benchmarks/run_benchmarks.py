@@ -51,6 +51,7 @@ from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 from xgenfill.models.io import model_classes  # noqa: E402
 from xgenfill.models.registry import get_filler  # noqa: E402
 from xgenfill.transforms import TRANSFORMS  # noqa: E402
+from record import free_stem  # noqa: E402  (same folder)
 
 REAL = ROOT.parent / "shared" / "realdata"
 BASELINES = ["linear_time", "climatology", "linear_space", "anomaly"]
@@ -280,13 +281,15 @@ def main() -> None:
             "fit_seconds": None if args.fit_steps else args.fit_seconds,
             "fit_steps": args.fit_steps, "n_samples": args.n_samples,
             "guides": not args.no_guides, "augment": args.augment}
-    (args.out / f"bench-{stamp}.json").write_text(json.dumps(
+    # two runs ending in the same minute (one per core) must not overwrite each other
+    base = free_stem(args.out, f"bench-{stamp}")
+    base.with_suffix(".json").write_text(json.dumps(
         {"meta": meta, "rows": table, "dineof": ref}, indent=1))
     lines = [f"# xgenfill benchmark {stamp}", "", "```", json.dumps(meta), "```", "", HEADER]
     lines += [_fmt_row(r) for r in table]
     lines += ["", "| DINEOF check | ours | reference |", "|---|---|---|"]
     lines += [f"| {r['check']} | {r['ours']} | {r['reference']} |" for r in ref]
-    (args.out / f"bench-{stamp}.md").write_text("\n".join(lines) + "\n")
+    base.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
