@@ -119,6 +119,7 @@ def test_guard_members_are_calibrated_about_the_blend():
     scale = ds.attrs["xgenfill_guard_spread_scale"]
     floor = ds.attrs["xgenfill_guard_spread_floor"]
     assert scale >= 0 and 0 <= floor < 10 * ds.attrs["xgenfill_guard_rmse_blend"]
+    assert ds.attrs["xgenfill_guard_spread_depth"] >= 0
     spread = out.std("member")
     # the raw members' spread (0.01 std units) was scaled up to the blend's hidden-pixel error
     from xgenfill.prepare import prepare
@@ -130,7 +131,8 @@ def test_guard_members_are_calibrated_about_the_blend():
 
 
 def test_members_take_the_spread_the_check_fitted():
-    # the spread is scale * (the network's own spread) + floor, pixel by pixel
+    # the spread is scale * (the network's own spread) + floor + depth * log(1 + distance to
+    # the nearest observation), pixel by pixel
     from xgenfill.models.guard import Check
 
     rng = np.random.default_rng(3)
@@ -151,12 +153,18 @@ def test_members_take_the_spread_the_check_fitted():
     net = Spread()
     g = Guarded(net, ())
     gaps = np.isnan(values)
-    for scale, floor in ((1.0, 0.0), (0.0, 0.2), (2.0, 0.1)):
-        check = Check([net], np.ones(1), 0.3, scale, {}, floor)
+    # each pixel's distance to the nearest observed one, by brute force (the gap is 4 x 5)
+    yy, xx = np.mgrid[:10, :12]
+    oy, ox = np.nonzero(~gaps[0])
+    dist = np.sqrt((yy[..., None] - oy) ** 2 + (xx[..., None] - ox) ** 2).min(-1)
+    assert dist.max() == 2.0
+    for scale, floor, depth in ((1.0, 0.0, 0.0), (0.0, 0.2, 0.0), (2.0, 0.1, 0.0),
+                                (0.0, 0.1, 0.3)):
+        check = Check([net], np.ones(1), 0.3, scale, {}, floor, depth)
         out = g.combine(cube, check, n_samples=6)
         sd = out.samples.std(0, ddof=1)
         raw = net.fill(cube, n_samples=6, seed=0).samples.std(0, ddof=1)
-        want = scale * raw + floor
+        want = scale * raw + floor + depth * np.log1p(dist)[None]
         # the network's members are standardised: their spread is exactly the model's
         np.testing.assert_allclose(sd[gaps], want[gaps], rtol=1e-4)
         np.testing.assert_allclose(out.samples.mean(0)[gaps], 0.0, atol=1e-5)

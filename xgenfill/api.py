@@ -410,7 +410,7 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "auto", *, n_sample
         if "cv_rmse" in info:  # report DINEOF's CV error in transformed units, not normalised
             result.attrs["xgenfill_cv_rmse"] = float(info["cv_rmse"] * prep.std[0])
         for key in [k for k in result.attrs if k.startswith("xgenfill_guard_rmse_")
-                    or k == "xgenfill_guard_spread_floor"]:
+                    or k in ("xgenfill_guard_spread_floor", "xgenfill_guard_spread_depth")]:
             del result.attrs[key]
         for f, g in enumerate(guard):  # hidden-pixel errors and spread, in transformed units
             tag = "" if len(guard) == 1 else f"_field{f}"
@@ -418,6 +418,7 @@ def inpaint(da: xr.DataArray, model: "str | Path | Filler" = "auto", *, n_sample
                 result.attrs[f"xgenfill_guard_rmse_{key}{tag}"] = value
             if g["spread_floor"] is not None:
                 result.attrs[f"xgenfill_guard_spread_floor{tag}"] = g["spread_floor"]
+                result.attrs[f"xgenfill_guard_spread_depth{tag}"] = g["spread_depth"]
             if len(guard) > 1:
                 result.attrs[f"xgenfill_guard_weights{tag}"] = g["weights"]
     return result
@@ -445,8 +446,9 @@ def extend_to_never_observed(prep: Prepared, fills: list[Fill]
 
 
 def guard_summary(fills: list[Fill], prep: Prepared) -> list[dict[str, Any]]:
-    """Per field, the weights model='auto' gave its candidates, their hidden-pixel RMSE and
-    the floor of its members' spread, in transformed units (empty for other models)."""
+    """Per field, the weights model='auto' gave its candidates, their hidden-pixel RMSE, and
+    the floor and depth term of its members' spread, in transformed units (empty for other
+    models)."""
     out = []
     for f, fill in enumerate(fills):
         if "guard_weights" not in fill.info:
@@ -454,8 +456,10 @@ def guard_summary(fills: list[Fill], prep: Prepared) -> list[dict[str, Any]]:
         rmse = {k[len("guard_rmse_"):]: float(v * prep.std[f]) for k, v in fill.info.items()
                 if k.startswith("guard_rmse_")}
         floor = fill.info.get("guard_spread_floor")
+        depth = fill.info.get("guard_spread_depth", 0.0)
         out.append({"weights": fill.info["guard_weights"], "rmse": rmse,
-                    "spread_floor": None if floor is None else float(floor * prep.std[f])})
+                    "spread_floor": None if floor is None else float(floor * prep.std[f]),
+                    "spread_depth": float(depth * prep.std[f])})
     return out
 
 

@@ -21,11 +21,13 @@ measures it on the data being filled, without any training:
    weights fitted on its nine or ten hidden clouds did not hold up on other clouds;
 4. the same candidates fill the real gaps and are combined with these weights. Members (for
    the uncertainty) are the network's members about the combination, standardised pixel by
-   pixel and given the spread ``a * s + b`` (``s``: the network's own spread there), with
-   ``a, b >= 0`` fitted to the combination's errors on the hidden pixels (the CRPS of that
-   normal spread, :func:`spread_model`): where the network's spread says where the fill is
-   uncertain, ``a`` carries it; where it does not (a network that is wrong on these data),
-   ``a`` goes to 0 and the spread is the combination's error everywhere.
+   pixel and given the spread ``a * s + b + c * log(1 + d)`` (``s``: the network's own
+   spread there; ``d``: the distance in pixels to the nearest observation of the same step,
+   :func:`gap_depth`), with ``a, b, c >= 0`` fitted to the combination's errors on the hidden
+   pixels (the CRPS of that normal spread, :func:`spread_model`): where the network's spread
+   says where the fill is uncertain, ``a`` carries it; where it does not (a network that is
+   wrong on these data), ``a`` goes to 0; ``c`` carries the error's growth into the gaps over
+   to real gaps deeper than the hidden clouds.
 
 The weights, the hidden-pixel errors and the spread model are recorded in the output's
 attributes and ``history`` and reported by :func:`xgenfill.validate`.
@@ -50,7 +52,7 @@ from ..masks import cluster_clouds, transplant_clouds
 from .base import Cube, Fill, Filler
 
 __all__ = ["Guarded", "Check", "Checked", "stack_weights", "shrunk_weights", "choose_one",
-           "spread_model", "CLASSICAL"]
+           "spread_model", "gap_depth", "CLASSICAL"]
 
 CLASSICAL = ("anomaly", "dineof", "linear_time", "climatology", "linear_space")
 _MIN_CHECK = 50  # hidden pixels below which the check says nothing
@@ -61,6 +63,9 @@ HOLDOUT = 0.2
 # candidate to be used: below it the gain is noise (the left-out Gulf of California SST image
 # gave a network 3.4x worse than spatial interpolation a weight of 0.04, and 1.002x)
 MIN_GAIN = 0.01
+# pixels beyond which the distance to the nearest observation no longer widens the spread:
+# below every network's halo on dask chunks, so that the spread does not depend on them
+DEPTH_CAP = 64
 
 
 def stack_weights(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -182,48 +187,81 @@ def choose_one(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return w
 
 
-def spread_model(spread: np.ndarray, err: np.ndarray) -> tuple[float, float]:
-    """``a, b >= 0`` of the spread ``a * spread + b`` whose normal distribution about the fill
-    scores best (mean CRPS) against the fill's errors ``err`` at the same pixels.
+def spread_model(spread: np.ndarray, err: np.ndarray, depth: np.ndarray | None = None
+                 ) -> tuple[float, float, float]:
+    """``a, b, c >= 0`` of the spread ``a * spread + b + c * depth`` whose normal distribution
+    about the fill scores best (mean CRPS) against the fill's errors ``err`` at the same pixels
+    (``c`` = 0 without ``depth``).
 
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> s = rng.uniform(0.1, 2.0, 20000)
-    >>> a, b = spread_model(s, 0.5 * s * rng.standard_normal(20000))  # spread right, 2x wide
-    >>> round(a, 1), round(b, 1)
-    (0.5, 0.0)
-    >>> a, b = spread_model(s, 0.3 * rng.standard_normal(20000))  # a spread that says nothing
+    >>> a, b, c = spread_model(s, 0.5 * s * rng.standard_normal(20000))  # right, 2x wide
+    >>> round(a, 1), round(b, 1), c
+    (0.5, 0.0, 0.0)
+    >>> a, b, c = spread_model(s, 0.3 * rng.standard_normal(20000))  # a spread that says nothing
     >>> round(a, 1), round(b, 1)
     (0.0, 0.3)
+    >>> d = np.log1p(rng.uniform(0, 30, 20000))  # errors that grow into the gaps
+    >>> a, b, c = spread_model(s, (0.1 + 0.2 * d) * rng.standard_normal(20000), d)
+    >>> round(a, 1), round(b, 1), round(c, 1)
+    (0.0, 0.1, 0.2)
     """
     from scipy.optimize import minimize
     from scipy.stats import norm
 
     spread = np.asarray(spread, np.float64)
     err = np.asarray(err, np.float64)
+    deep = np.zeros_like(spread) if depth is None else np.asarray(depth, np.float64)
     rmse = float(np.sqrt(np.mean(err ** 2))) or 1e-6
 
     def crps(p):
-        sigma = np.maximum(p[0] * spread + p[1], 1e-9)
+        sigma = np.maximum(p[0] * spread + p[1] + p[2] * deep, 1e-9)
         z = err / sigma
         return float(np.mean(sigma * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z)
                                       - 1 / np.sqrt(np.pi))))
 
     mean_s = float(np.mean(spread)) or 1.0
-    starts = [(rmse / mean_s, 0.0), (0.0, rmse), (0.5 * rmse / mean_s, 0.5 * rmse)]
-    best = min((minimize(crps, x0, method="L-BFGS-B", bounds=[(0, None), (0, None)])
-                for x0 in starts), key=lambda r: r.fun)
-    return float(best.x[0]), float(best.x[1])
+    starts = [(rmse / mean_s, 0.0, 0.0), (0.0, rmse, 0.0), (0.5 * rmse / mean_s, 0.5 * rmse, 0.0)]
+    if depth is not None:
+        starts.append((0.0, 0.0, rmse / (float(np.mean(deep)) or 1.0)))
+    bounds = [(0, None), (0, None), (0, None if depth is not None else 0)]
+    best = min((minimize(crps, x0, method="L-BFGS-B", bounds=bounds) for x0 in starts),
+               key=lambda r: r.fun)
+    return float(best.x[0]), float(best.x[1]), float(best.x[2])
+
+
+def gap_depth(observed: np.ndarray) -> np.ndarray:
+    """``log(1 + d)`` at every pixel, ``d`` its distance in pixels to the nearest observed
+    pixel of the same step (capped at ``DEPTH_CAP``; the cap where a step has none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> obs = np.zeros((1, 1, 6), bool)
+    >>> obs[0, 0, 0] = True
+    >>> np.round(np.expm1(gap_depth(obs)[0, 0]), 3).tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    """
+    from scipy import ndimage
+
+    out = np.full(observed.shape, np.log1p(DEPTH_CAP), np.float32)
+    for t in range(observed.shape[0]):
+        if observed[t].any():
+            d = ndimage.distance_transform_edt(~observed[t])
+            out[t] = np.log1p(np.minimum(d, DEPTH_CAP))
+    return out
 
 
 @dataclass
 class Check:
     """What the guard's check found: the candidates it kept, their weights, the combination's
     error on the hidden pixels (normalised units), the members' spread model ``scale * s +
-    floor`` (``s``: the network's own spread, see :func:`spread_model`), and its record
-    (``info``: the ``xgenfill_guard_*`` attributes)."""
+    floor + depth * log(1 + d)`` (``s``: the network's own spread, ``d``: the distance to the
+    nearest observation, see :func:`spread_model`), and its record (``info``: the
+    ``xgenfill_guard_*`` attributes)."""
 
     models: list
     weights: np.ndarray
@@ -231,6 +269,7 @@ class Check:
     scale: float
     info: dict
     floor: float = 0.0
+    depth: float = 0.0
 
 
 def _holdout(cube: Cube, fraction: float, seed: int) -> np.ndarray:
@@ -302,8 +341,11 @@ class Guarded(Filler):
 
     def radius_for(self, n_samples: int) -> int | None:
         """The widest dependency of its parts (None when one needs the whole field, as DINEOF
-        and spatial interpolation do)."""
+        and spatial interpolation do), and with members at least ``DEPTH_CAP``: their spread
+        reads the distance to the nearest observation up to that far."""
         radii = [p.radius_for(n_samples) for p in self.parts]
+        if self.stochastic and n_samples > 1:
+            radii.append(DEPTH_CAP)
         return None if any(r is None for r in radii) else max(radii)
 
     def streamable(self) -> "Guarded":
@@ -387,24 +429,26 @@ class Guarded(Filler):
             for m, p in zip(kept, preds):
                 info[f"guard_rmse_{m.name}"] = float(np.sqrt(np.mean((p[ok] - truth[ok]) ** 2)))
             info["guard_rmse_blend"] = rmse
-            scale, floor = 1.0, 0.0
+            scale, floor, depth = 1.0, 0.0, 0.0
             if net_members is not None:
                 spread = net_members[:, ok].std(0, ddof=1)
+                deep = gap_depth(cube.observed & cube.ocean[None] & ~hold)[hold][ok]
                 good = np.isfinite(spread)
                 # no member anywhere it was checked: the blend's error is the spread
-                scale, floor = (spread_model(spread[good], err[good]) if good.sum() >= 2
-                                else (0.0, rmse))
+                scale, floor, depth = (spread_model(spread[good], err[good], deep[good])
+                                       if good.sum() >= 3 else (0.0, rmse, 0.0))
                 info["guard_spread_scale"] = scale
                 info["guard_spread_floor"] = floor
+                info["guard_spread_depth"] = depth
             models, weights = kept, w
         else:  # too few observations to check anything: the classical first guess, unweighted
             classical = [m for m in models if m is not self.network] or models
             models, weights = classical[:1], np.ones(1)
-            rmse, scale, floor = float("nan"), 1.0, 0.0
+            rmse, scale, floor, depth = float("nan"), 1.0, 0.0, 0.0
             info["guard_note"] = (f"only {int(hold.sum())} pixels could be hidden: unchecked, "
                                   f"{models[0].name} used alone")
         info["guard_weights"] = ", ".join(f"{m.name}:{w:.3f}" for m, w in zip(models, weights))
-        return Check(models, np.asarray(weights, np.float64), rmse, scale, info, floor)
+        return Check(models, np.asarray(weights, np.float64), rmse, scale, info, floor, depth)
 
     def combine(self, cube: Cube, check: Check, n_samples: int = 1, seed: int | None = 0
                 ) -> Fill:
@@ -431,7 +475,9 @@ class Guarded(Filler):
             point = (np.where(finite, stack, 0.0) * wts).sum(0) / (finite * wts).sum(0)
         point = np.where(cube.gaps, point, np.nan).astype(np.float32)
         if members is not None:
-            samples = self._members(members, point, check, seed)
+            deep = (gap_depth(cube.observed & cube.ocean[None]) if check.depth > 0
+                    else None)
+            samples = self._members(members, point, check, seed, deep)
         else:
             samples = point[None]
         std = None if members is not None else np.where(cube.gaps, rmse, np.nan).astype(
@@ -440,12 +486,13 @@ class Guarded(Filler):
                     info=info)
 
     @staticmethod
-    def _members(members: np.ndarray, point: np.ndarray, check: Check, seed: int
-                 ) -> np.ndarray:
+    def _members(members: np.ndarray, point: np.ndarray, check: Check, seed: int,
+                 depth: np.ndarray | None = None) -> np.ndarray:
         """The network's members standardised pixel by pixel, given the spread ``check.scale
-        * s + check.floor`` about ``point`` (``s``: their own spread). Where the network gave
-        no spread (no member, or all equal) they are standardised normal draws, so the spread
-        there is the floor. One member at a time: no temporary the size of the ensemble
+        * s + check.floor + check.depth * depth`` about ``point`` (``s``: their own spread;
+        ``depth``: :func:`gap_depth` of the real gaps). Where the network gave no spread (no
+        member, or all equal) they are standardised normal draws, so the spread there is the
+        floor and the depth term. One member at a time: no temporary the size of the ensemble
         beyond the result."""
         k = members.shape[0]
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
@@ -457,7 +504,10 @@ class Guarded(Filler):
         own = np.sqrt(ss / max(k - 1, 1))
         good = np.isfinite(members).all(0) & (own > 0)
         inv = np.where(good, 1.0 / np.where(good, own, 1.0), 0.0).astype(np.float32)
-        sigma = (check.scale * own + check.floor).astype(np.float32)
+        sigma = check.scale * own + check.floor
+        if depth is not None:
+            sigma = sigma + check.depth * depth
+        sigma = sigma.astype(np.float32)
         need = np.isfinite(point) & ~good
         draws = None
         if need.any():
