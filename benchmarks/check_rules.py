@@ -53,12 +53,6 @@ from xgenfill.transforms import choose_transform  # noqa: E402
 LAMS = np.linspace(0.0, 1.0, 5)
 
 
-def _best(preds, truth):
-    b = np.zeros(preds.shape[0])
-    b[int(np.argmin(((preds - truth) ** 2).mean(1)))] = 1.0
-    return b
-
-
 def _blend(lam, full, best):
     w = lam * full + (1 - lam) * best
     return w / w.sum()
@@ -81,7 +75,8 @@ def _by_date(preds, truth, group):
     se = np.zeros((keys.size, LAMS.size))
     for j, k in enumerate(keys):
         test = group == k
-        w, b = stack_weights(preds[:, ~test], truth[~test]), _best(preds[:, ~test], truth[~test])
+        w = stack_weights(preds[:, ~test], truth[~test])
+        b = guard.choose_one(preds[:, ~test], truth[~test])
         for i, lam in enumerate(LAMS):
             se[j, i] = float((((lam * w + (1 - lam) * b) @ preds[:, test] - truth[test]) ** 2)
                              .sum())
@@ -89,7 +84,7 @@ def _by_date(preds, truth, group):
 
 
 def leave_one_date_out(preds, truth, group):
-    full, best = stack_weights(preds, truth), _best(preds, truth)
+    full, best = stack_weights(preds, truth), guard.choose_one(preds, truth)
     if np.unique(group).size < 2:
         return full
     err = _by_date(preds, truth, group).sum(0)
@@ -109,7 +104,7 @@ def bagged(preds, truth, group, n=64):
 
 
 def significant(preds, truth, group, z=1.64):
-    full, best = stack_weights(preds, truth), _best(preds, truth)
+    full, best = stack_weights(preds, truth), guard.choose_one(preds, truth)
     if np.unique(group).size < 2:
         return full
     se = _by_date(preds, truth, group)

@@ -29,7 +29,6 @@ benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import platform
 import sys
@@ -51,7 +50,7 @@ from xgenfill.models.guard import CLASSICAL, Guarded  # noqa: E402
 from xgenfill.models.io import model_classes  # noqa: E402
 from xgenfill.models.registry import get_filler  # noqa: E402
 from xgenfill.transforms import TRANSFORMS  # noqa: E402
-from record import free_stem  # noqa: E402  (same folder)
+from record import free_stem, stamp  # noqa: E402  (same folder)
 
 REAL = ROOT.parent / "shared" / "realdata"
 BASELINES = ["linear_time", "climatology", "linear_space", "anomaly"]
@@ -275,17 +274,17 @@ def main() -> None:
             table += run_case(case, args.fit_seconds, args.n_samples, args.quick, args.models,
                               not args.no_guides, args.augment, args.fit_steps)
     args.out.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
-    meta = {"date": stamp, "machine": platform.platform(), "cpu_threads": torch.get_num_threads(),
+    when = stamp()
+    meta = {"date": when, "machine": platform.platform(), "cpu_threads": torch.get_num_threads(),
             "torch": torch.__version__, "xgenfill": xgenfill.__version__,
             "fit_seconds": None if args.fit_steps else args.fit_seconds,
             "fit_steps": args.fit_steps, "n_samples": args.n_samples,
             "guides": not args.no_guides, "augment": args.augment}
     # two runs ending in the same minute (one per core) must not overwrite each other
-    base = free_stem(args.out, f"bench-{stamp}")
+    base = free_stem(args.out, f"bench-{when}")
     base.with_suffix(".json").write_text(json.dumps(
         {"meta": meta, "rows": table, "dineof": ref}, indent=1))
-    lines = [f"# xgenfill benchmark {stamp}", "", "```", json.dumps(meta), "```", "", HEADER]
+    lines = [f"# xgenfill benchmark {when}", "", "```", json.dumps(meta), "```", "", HEADER]
     lines += [_fmt_row(r) for r in table]
     lines += ["", "| DINEOF check | ours | reference |", "|---|---|---|"]
     lines += [f"| {r['check']} | {r['ours']} | {r['reference']} |" for r in ref]

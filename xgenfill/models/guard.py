@@ -68,6 +68,32 @@ MIN_GAIN = 0.01
 DEPTH_CAP = 64
 
 
+def choose_one(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Weight 1 for the candidate with the lowest squared error on these pixels, 0 for the
+    others: the best single candidate that :func:`stack_weights` starts from and
+    :func:`shrunk_weights` shrinks towards, and the check's rule on a single image.
+
+    On one image the check hides nine or ten clouds. Stacking weights fitted on so few, even
+    shrunk by how they hold up cloud by cloud, did not carry over to other clouds of the same
+    image: over ten draws of the leave-one-dataset-out benchmark's clouds on its three single
+    images, the stack scored above the best classical fill in 7 of 30 runs (up to 1.074x) and
+    below it in 2, while choosing one candidate scored exactly 1.000x in all 30
+    (``benchmarks/check_rules.py``). A choice among a few candidates needs far less evidence
+    than a set of weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> choose_one(np.stack([truth + 1.0, truth - 1.0, truth + 0.1]), truth).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    preds = np.asarray(preds, np.float64)
+    w = np.zeros(preds.shape[0])
+    w[int(np.argmin(((preds - np.asarray(truth, np.float64)) ** 2).mean(1)))] = 1.0
+    return w
+
+
 def stack_weights(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Convex weights (>= 0, summing to 1) minimising ``|| w @ preds - truth ||``.
 
@@ -98,9 +124,7 @@ def stack_weights(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
     k = preds.shape[0]
     gram = preds @ preds.T / truth.size
     lin = preds @ truth / truth.size
-    mse = ((preds - truth) ** 2).mean(1)
-    best = np.zeros(k)
-    best[int(np.argmin(mse))] = 1.0
+    best = choose_one(preds, truth)
     if k == 1:
         return best
 
@@ -138,9 +162,7 @@ def shrunk_weights(preds: np.ndarray, truth: np.ndarray, group: np.ndarray
         The weights and ``lam``.
     """
     full = stack_weights(preds, truth)
-    mse = ((preds - truth) ** 2).mean(1)
-    best = np.zeros_like(full)
-    best[int(np.argmin(mse))] = 1.0
+    best = choose_one(preds, truth)
     keys = np.unique(group)
     if keys.size < 2:
         return full, 1.0
@@ -149,8 +171,7 @@ def shrunk_weights(preds: np.ndarray, truth: np.ndarray, group: np.ndarray
     err = np.zeros(lams.size)
     for fit_on in (half, ~half):
         w = stack_weights(preds[:, fit_on], truth[fit_on])
-        b = np.zeros_like(w)
-        b[int(np.argmin(((preds[:, fit_on] - truth[fit_on]) ** 2).mean(1)))] = 1.0
+        b = choose_one(preds[:, fit_on], truth[fit_on])
         test = ~fit_on
         for i, lam in enumerate(lams):
             blend = (lam * w + (1 - lam) * b) @ preds[:, test]
@@ -160,31 +181,6 @@ def shrunk_weights(preds: np.ndarray, truth: np.ndarray, group: np.ndarray
     lam = float(lams[int(np.argmin(err))]) if err.min() < (1 - MIN_GAIN) * err[0] else 0.0
     w = lam * full + (1 - lam) * best
     return w / w.sum(), lam
-
-
-def choose_one(preds: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Weight 1 for the candidate with the lowest squared error on these pixels, 0 for the
-    others: the check's rule on a single image.
-
-    On one image the check hides nine or ten clouds. Stacking weights fitted on so few, even
-    shrunk by how they hold up cloud by cloud, did not carry over to other clouds of the same
-    image: over ten draws of the leave-one-dataset-out benchmark's clouds on its three single
-    images, the stack scored above the best classical fill in 7 of 30 runs (up to 1.074x) and
-    below it in 2, while choosing one candidate scored exactly 1.000x in all 30
-    (``benchmarks/check_rules.py``). A choice among a few candidates needs far less evidence
-    than a set of weights.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> truth = np.array([0.0, 1.0, 2.0, 3.0])
-    >>> choose_one(np.stack([truth + 1.0, truth - 1.0, truth + 0.1]), truth).tolist()
-    [0.0, 0.0, 1.0]
-    """
-    preds = np.asarray(preds, np.float64)
-    w = np.zeros(preds.shape[0])
-    w[int(np.argmin(((preds - np.asarray(truth, np.float64)) ** 2).mean(1)))] = 1.0
-    return w
 
 
 def spread_model(spread: np.ndarray, err: np.ndarray, depth: np.ndarray | None = None
